@@ -1,0 +1,130 @@
+"""API steps as aiohttp routes: validate the request, run the handler, encode the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+import orjson
+from aiohttp import web
+
+from motia_sse.config import ApiRouteConfig
+from motia_sse.context import ContextFactory, FlowContext
+from motia_sse.converter import structure, unstructure
+from motia_sse.exceptions import ValidationError
+from motia_sse.loader import LoadedStep
+
+log = logging.getLogger(__name__)
+
+B = TypeVar("B")
+TRACE_HEADER = "x-trace-id"
+
+
+@attrs.frozen
+class ApiRequest(Generic[B]):
+    """What an API step's handler receives as `req`."""
+
+    body: B
+    path_params: dict[str, str] = attrs.Factory(dict)
+    query_params: dict[str, str | list[str]] = attrs.Factory(dict)
+    headers: Mapping[str, str] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class ApiResponse:
+    """What an API step's handler returns; attrs bodies are unstructured to JSON."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = attrs.Factory(dict)
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON response encoded with the project's converter."""
+    return web.Response(status=status, body=orjson.dumps(unstructure(body)),
+                        content_type="application/json", headers=headers)
+
+
+def error_response(status: int, error: str, details: list[str] | None = None,
+                   headers: Mapping[str, str] | None = None) -> web.Response:
+    """`{"error": ..., "details": [...]}`: every refusal the server gives has this shape."""
+    return json_response(status, {"error": error, "details": details or []}, headers)
+
+
+RouteHandler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def route_handler(step: LoadedStep, contexts: ContextFactory,
+                  tasks: set[asyncio.Task[Any]]) -> RouteHandler:
+    """The aiohttp handler serving one API step."""
+    config = step.config
+    assert isinstance(config, ApiRouteConfig)
+
+    async def handle(request: web.Request) -> web.Response:
+        trace_id = uuid.uuid4().hex
+        headers = {TRACE_HEADER: trace_id}
+        try:
+            req = ApiRequest(
+                body=await _read_body(request, config.body_schema),
+                path_params=dict(request.match_info),
+                query_params=_query(request),
+                headers=request.headers,
+            )
+        except ValidationError as exc:
+            return error_response(400, exc.error, exc.details, headers)
+        # A client that hangs up must not cut a handler off between two writes.
+        task = asyncio.create_task(_call(step, req, contexts(step, trace_id)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        status, body, extra = await asyncio.shield(task)
+        return web.Response(status=status, body=body, content_type="application/json",
+                            headers={**extra, **headers})
+
+    return handle
+
+
+async def _call(step: LoadedStep, req: ApiRequest[Any],
+                ctx: FlowContext) -> tuple[int, bytes, Mapping[str, str]]:
+    """Run the handler and encode its answer; any failure becomes a logged 500."""
+    try:
+        status, body, headers = _unpack(await step.handler(req, ctx))
+        return status, orjson.dumps(unstructure(body)), headers
+    except Exception as exc:
+        ctx.logger.exception(f"handler failed ({step.path})")
+        failure = {"error": f"step {step.name!r} failed", "details": [repr(exc)],
+                   "trace_id": ctx.trace_id}
+        return 500, orjson.dumps(failure), {}
+
+
+def _unpack(result: Any) -> tuple[int, Any, Mapping[str, str]]:
+    if isinstance(result, ApiResponse):
+        return result.status, result.body, result.headers
+    if isinstance(result, Mapping) and "status" in result:
+        return int(result["status"]), result.get("body"), result.get("headers") or {}
+    raise TypeError(f"handler returned {type(result).__name__}; expected ApiResponse "
+                    "or a dict with 'status' and 'body'")
+
+
+async def _read_body(request: web.Request, schema: type[Any] | None) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        if schema is None:
+            return None
+        raise ValidationError("invalid body", ["expected a JSON object, got an empty body @ $"])
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError("malformed JSON body", [str(exc)]) from None
+    return data if schema is None else structure(data, schema, "body")
+
+
+def _query(request: web.Request) -> dict[str, str | list[str]]:
+    query: dict[str, str | list[str]] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        query[key] = values[0] if len(values) == 1 else values
+    return query

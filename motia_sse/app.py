@@ -1,0 +1,64 @@
+"""`create_app(settings)`: the aiohttp application serving a project's steps and streams."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from motia_sse.api import error_response, route_handler
+from motia_sse.config import ApiRouteConfig, Settings
+from motia_sse.loader import Project, load_project
+from motia_sse.runtime import RUNTIME, build_runtime
+from motia_sse.sse import item_feed
+from motia_sse.workbench import add_workbench
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(settings: Settings, project: Project | None = None) -> web.Application:
+    """Load the steps (unless given), then build the app; LoadErrors if a file is broken."""
+    project = project or load_project(settings.steps_dir)
+    app = web.Application(middlewares=[_json_errors])
+    runtime = build_runtime(settings, project)
+    app[RUNTIME] = runtime
+    for step in project.api_steps:
+        assert isinstance(step.config, ApiRouteConfig)
+        app.router.add_route(step.config.method.upper(), step.config.path,
+                             route_handler(step, runtime.contexts, runtime.api_tasks))
+    app.router.add_get("/streams/{stream}/{group}/{item}", item_feed)
+    add_workbench(app, settings)
+    app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_feeds)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    runtime.worker.start()
+    yield
+    await runtime.close()
+
+
+async def _close_feeds(app: web.Application) -> None:
+    app[RUNTIME].close_feeds()
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (404, 405, 413, ...) as JSON, like every other error here."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        details = [f"{request.method} {request.path}"]
+        return error_response(exc.status, exc.reason, details, headers=_allow(exc))
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str] | None:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else None

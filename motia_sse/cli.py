@@ -1,0 +1,83 @@
+"""`motia-sse dev|start`: read the settings once, load the steps, serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from aiohttp import web
+
+from motia_sse.app import create_app
+from motia_sse.config import ApiRouteConfig, Settings
+from motia_sse.exceptions import LoadErrors
+from motia_sse.loader import Project, load_project
+from motia_sse.logs import setup_logging
+
+log = logging.getLogger("motia_sse")
+
+
+def _version() -> str:
+    try:
+        return version("motia_sse")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="motia-sse", description=(
+        "Serve step files as REST endpoints, event steps and live SSE stream feeds."))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, host, about in (
+        ("dev", "localhost", "serve for development (localhost, text logs)"),
+        ("start", "0.0.0.0", "serve for production"),
+    ):
+        sub = commands.add_parser(name, help=about, description=about)
+        sub.add_argument("--host", default=host, help=f"address to bind (default {host})")
+        sub.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+        sub.add_argument("--steps", type=Path, default=Path("steps"),
+                         help="folder of *_step.py and *_stream.py files (default steps/)")
+        sub.add_argument("--store", choices=("sqlite", "memory"), default="sqlite",
+                         help="where stream items live (default sqlite, under --data-dir)")
+        sub.add_argument("--data-dir", type=Path, default=Path(".motia"),
+                         help="folder for the SQLite store (default .motia/)")
+        sub.add_argument("--heartbeat", type=float, default=15.0,
+                         help="seconds between heartbeat comments on idle feeds (default 15)")
+        sub.add_argument("--log-format", choices=("text", "json"), default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    setup_logging(args.log_format)
+    settings = Settings(host=args.host, port=args.port, steps_dir=args.steps, store=args.store,
+                        data_dir=args.data_dir, heartbeat_interval=args.heartbeat)
+    try:
+        project = load_project(settings.steps_dir)
+    except LoadErrors as exc:
+        print(f"motia-sse: cannot load {settings.steps_dir}:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    _announce(settings, project)
+    web.run_app(create_app(settings, project), host=settings.host, port=settings.port,
+                handler_cancellation=True, print=None, access_log=None)
+    return 0
+
+
+def _announce(settings: Settings, project: Project) -> None:
+    shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+    log.info("motia-sse %s serving %s on http://%s:%d (store: %s)", _version(),
+             settings.steps_dir, shown, settings.port, settings.store)
+    for step in project.api_steps:
+        assert isinstance(step.config, ApiRouteConfig)
+        log.info("  route  %-6s %s  (%s)", step.config.method.upper(), step.config.path, step.name)
+    for stream in project.streams:
+        log.info("  stream /streams/%s/<group>/<id>", stream.config.name)
+    for step in project.event_steps:
+        log.info("  event  %s", step.name)

@@ -1,0 +1,91 @@
+"""What a step or stream file declares, and the server's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+if TYPE_CHECKING:
+    from motia_sse.streams.store import StreamStore
+
+StorageType = Literal["default", "custom"]
+StoreKind = Literal["sqlite", "memory"]
+
+
+@attrs.frozen
+class BaseConfig:
+    """How a stream keeps its items: the server's store, or one of the user's own."""
+
+    storage_type: StorageType = "default"
+    # Called once at start-up for storage_type="custom"; returns a StreamStore.
+    factory: Callable[[], StreamStore] | None = None
+
+
+@attrs.frozen
+class StreamConfig:
+    """A stream: JSON items of `schema`, addressed by group id and item id."""
+
+    name: str
+    schema: type[Any]
+    base_config: BaseConfig = BaseConfig()
+
+
+@attrs.frozen
+class QueryParam:
+    """A documented query parameter of an API step."""
+
+    name: str
+    description: str = ""
+
+
+@attrs.frozen
+class ApiRouteConfig:
+    """An API step: one HTTP route served by the step's handler."""
+
+    name: str
+    path: str
+    method: str = "GET"
+    body_schema: type[Any] | None = None
+    response_schema: dict[int, type[Any]] = attrs.field(factory=dict)
+    query_params: tuple[QueryParam, ...] = attrs.field(default=(), converter=tuple)
+    emits: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    flows: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    description: str = ""
+
+
+@attrs.frozen
+class EventConfig:
+    """An event step: runs for each event on the topics it subscribes to."""
+
+    name: str
+    subscribes: tuple[str, ...] = attrs.field(converter=tuple)
+    input: type[Any] | None = None
+    emits: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    flows: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    description: str = ""
+
+
+StepConfig = ApiRouteConfig | EventConfig
+
+
+@attrs.frozen
+class Settings:
+    """Everything the server is told at start-up; read once, then passed in."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    steps_dir: Path = Path("steps")
+    store: StoreKind = "sqlite"
+    data_dir: Path = Path(".motia")
+    # Seconds between heartbeat comments on idle feeds.
+    heartbeat_interval: float = 15.0
+    # Milliseconds a browser waits before reconnecting, sent once per feed.
+    retry_ms: int = 2000
+    # Event-step handlers allowed to run at once.
+    max_concurrent_handlers: int = 64
+    # Seconds shutdown waits for running handlers before cancelling them.
+    shutdown_timeout: float = 10.0
+    static_dir: Path | None = None

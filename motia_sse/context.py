@@ -1,0 +1,80 @@
+"""What a handler gets as `ctx`: its trace, a bound logger, emit, and the streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from motia_sse.converter import unstructure
+from motia_sse.exceptions import UndeclaredEmitError, UnknownStreamError
+from motia_sse.loader import LoadedStep, Project
+from motia_sse.logs import StepLogger
+from motia_sse.queue.base import Delivery, EventQueue
+from motia_sse.streams.stream import Stream
+
+
+@attrs.frozen
+class Streams:
+    """`ctx.streams.<name>`: one attribute per stream the project defines."""
+
+    _streams: dict[str, Stream[Any]]
+
+    def __getattr__(self, name: str) -> Stream[Any]:
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise UnknownStreamError(name, sorted(self._streams)) from None
+
+    def __getitem__(self, name: str) -> Stream[Any]:
+        return self.__getattr__(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._streams
+
+    def names(self) -> list[str]:
+        """The defined stream names."""
+        return sorted(self._streams)
+
+
+@attrs.frozen
+class Emitter:
+    """Routes an emitted event to every step subscribed to its topic."""
+
+    _project: Project
+    _queue: EventQueue
+
+    async def emit(self, step: LoadedStep, trace_id: str, topic: str, data: Any) -> None:
+        """Queue one delivery per subscriber; the emitting step must declare the topic."""
+        if topic not in step.config.emits:
+            raise UndeclaredEmitError(step.name, topic, step.config.emits)
+        payload = unstructure(data)
+        for subscriber in self._project.subscribers(topic):
+            await self._queue.put(Delivery(subscriber.name, topic, payload, trace_id))
+
+
+@attrs.frozen
+class FlowContext:
+    """The second argument of every handler."""
+
+    trace_id: str
+    logger: StepLogger
+    streams: Streams
+    _step: LoadedStep
+    _emitter: Emitter
+
+    async def emit(self, topic: str, data: Any) -> None:
+        """Send `data` to the steps subscribed to `topic`, carrying this trace id."""
+        await self._emitter.emit(self._step, self.trace_id, topic, data)
+
+
+@attrs.frozen
+class ContextFactory:
+    """Builds each handler call's FlowContext from the app's shared parts."""
+
+    streams: Streams
+    emitter: Emitter
+
+    def __call__(self, step: LoadedStep, trace_id: str) -> FlowContext:
+        return FlowContext(trace_id, StepLogger(step.name, trace_id), self.streams, step,
+                           self.emitter)

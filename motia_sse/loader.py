@@ -1,0 +1,235 @@
+"""Find the step and stream files of a project, import them, check what they declare."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attrs
+
+from motia_sse.config import ApiRouteConfig, EventConfig, StepConfig, StreamConfig
+from motia_sse.exceptions import LoadError, LoadErrors
+from motia_sse.ids import is_stream_name
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# Paths the server itself serves; a step may not take them.
+RESERVED_PREFIXES = ("/streams", "/__motia")
+_PARAM = re.compile(r"\{[^}/]+\}")
+
+
+@attrs.frozen
+class LoadedStep:
+    """A step's config and handler, and the file they came from."""
+
+    config: StepConfig
+    handler: Handler
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """The step's name."""
+        return self.config.name
+
+
+@attrs.frozen
+class LoadedStream:
+    """A stream's config and the file it came from."""
+
+    config: StreamConfig
+    path: Path
+
+
+@attrs.frozen
+class Project:
+    """Everything a steps folder declares, checked."""
+
+    steps_dir: Path
+    api_steps: list[LoadedStep]
+    event_steps: list[LoadedStep]
+    streams: list[LoadedStream]
+    warnings: list[str]
+
+    def subscribers(self, topic: str) -> list[LoadedStep]:
+        """Event steps subscribed to `topic`."""
+        return [s for s in self.event_steps
+                if isinstance(s.config, EventConfig) and topic in s.config.subscribes]
+
+
+def load_project(steps_dir: Path) -> Project:
+    """Import every `*_stream.py` and `*_step.py` under `steps_dir`; raise LoadErrors."""
+    steps_dir = steps_dir.resolve()
+    if not steps_dir.is_dir():
+        raise LoadErrors([LoadError(steps_dir, "steps folder not found")])
+    stream_files = sorted(steps_dir.rglob("*_stream.py"))
+    step_files = sorted(steps_dir.rglob("*_step.py"))
+    names = {path: _module_name(steps_dir, path) for path in stream_files + step_files}
+    _forget(names.values())
+    if str(steps_dir) in sys.path:
+        sys.path.remove(str(steps_dir))
+    # Steps import their streams' schemas as plain modules (`from x_stream import X`).
+    sys.path.insert(0, str(steps_dir))
+
+    errors: list[LoadError] = []
+    streams: list[LoadedStream] = []
+    steps: list[LoadedStep] = []
+    for path in stream_files:
+        try:
+            streams.append(_load_stream(path, _import(path, names[path])))
+        except LoadError as exc:
+            errors.append(exc)
+    for path in step_files:
+        try:
+            steps.append(_load_step(path, _import(path, names[path])))
+        except LoadError as exc:
+            errors.append(exc)
+    errors += _check_unique_streams(streams) + _check_unique_steps(steps)
+    if errors:
+        raise LoadErrors(errors)
+    project = Project(
+        steps_dir=steps_dir,
+        api_steps=[s for s in steps if isinstance(s.config, ApiRouteConfig)],
+        event_steps=[s for s in steps if isinstance(s.config, EventConfig)],
+        streams=streams,
+        warnings=_unheard_topics(steps),
+    )
+    for warning in project.warnings:
+        log.warning(warning)
+    return project
+
+
+def _module_name(steps_dir: Path, path: Path) -> str:
+    parts = path.relative_to(steps_dir).with_suffix("").parts
+    return ".".join(re.sub(r"\W", "_", p) for p in parts)
+
+
+def _forget(module_names: Any) -> None:
+    # A reload must run the files again, not reuse what an earlier load imported.
+    for name in module_names:
+        sys.modules.pop(name, None)
+
+
+def _import(path: Path, name: str) -> ModuleType:
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
+        return sys.modules[name]  # imported by a sibling earlier in this load
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LoadError(path, "cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise LoadError(_where(path, exc), f"import failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _where(path: Path, exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError) and exc.lineno is not None:
+        return f"{path}:{exc.lineno}"
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return f"{path}:{lines[-1]}" if lines else str(path)
+
+
+def _load_stream(path: Path, module: ModuleType) -> LoadedStream:
+    config = getattr(module, "config", None)
+    if not isinstance(config, StreamConfig):
+        raise LoadError(path, f"expected `config = StreamConfig(...)`, found {_describe(config)}")
+    if not is_stream_name(config.name):
+        raise LoadError(path, f"stream name {config.name!r} must be a Python identifier "
+                              "(it becomes ctx.streams.<name>)")
+    if not isinstance(config.schema, type):
+        raise LoadError(path, f"stream schema must be a class, found {_describe(config.schema)}")
+    if config.base_config.storage_type == "custom" and config.base_config.factory is None:
+        raise LoadError(path, 'storage_type="custom" needs base_config.factory, '
+                              "a callable returning the stream's store")
+    return LoadedStream(config, path)
+
+
+def _load_step(path: Path, module: ModuleType) -> LoadedStep:
+    config = getattr(module, "config", None)
+    if not isinstance(config, (ApiRouteConfig, EventConfig)):
+        raise LoadError(path, "expected `config = ApiRouteConfig(...)` or `EventConfig(...)`, "
+                              f"found {_describe(config)}")
+    handler = getattr(module, "handler", None)
+    if not inspect.iscoroutinefunction(handler):
+        raise LoadError(path, f"expected `async def handler(...)`, found {_describe(handler)}")
+    _check_arity(path, config, handler)
+    if isinstance(config, ApiRouteConfig):
+        _check_route(path, config)
+    elif not config.subscribes:
+        raise LoadError(path, "an event step must subscribe to at least one topic")
+    return LoadedStep(config, handler, path)
+
+
+def _check_arity(path: Path, config: StepConfig, handler: Handler) -> None:
+    first = "req" if isinstance(config, ApiRouteConfig) else "input"
+    params = list(inspect.signature(handler).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL
+                and p.kind is not p.VAR_KEYWORD]
+    varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    if len(required) > 2 or (len(positional) < 2 and not varargs):
+        line = inspect.getsourcelines(handler)[1]
+        raise LoadError(f"{path}:{line}", f"handler must take two arguments ({first}, ctx), "
+                                          f"found ({', '.join(p.name for p in params)})")
+
+
+def _check_route(path: Path, config: ApiRouteConfig) -> None:
+    if config.method.upper() not in METHODS:
+        raise LoadError(path, f"method {config.method!r} is not one of {', '.join(METHODS)}")
+    if not config.path.startswith("/"):
+        raise LoadError(path, f"path {config.path!r} must start with '/'")
+    if any(config.path == p or config.path.startswith(p + "/") for p in RESERVED_PREFIXES):
+        raise LoadError(path, f"path {config.path!r} is reserved by the server "
+                              f"({', '.join(RESERVED_PREFIXES)})")
+
+
+def _check_unique_streams(streams: list[LoadedStream]) -> list[LoadError]:
+    seen: dict[str, Path] = {}
+    errors = []
+    for stream in streams:
+        if (first := seen.setdefault(stream.config.name, stream.path)) != stream.path:
+            errors.append(LoadError(stream.path, f"stream {stream.config.name!r} is already "
+                                                 f"defined in {first}"))
+    return errors
+
+
+def _check_unique_steps(steps: list[LoadedStep]) -> list[LoadError]:
+    names: dict[str, Path] = {}
+    routes: dict[tuple[str, str], Path] = {}
+    errors = []
+    for step in steps:
+        if (first := names.setdefault(step.name, step.path)) != step.path:
+            errors.append(LoadError(step.path, f"step name {step.name!r} is already used by "
+                                               f"{first}"))
+        if isinstance(step.config, ApiRouteConfig):
+            method = step.config.method.upper()
+            route = (method, _PARAM.sub("{}", step.config.path.rstrip("/") or "/"))
+            if (first := routes.setdefault(route, step.path)) != step.path:
+                errors.append(LoadError(step.path, f"route {method} {step.config.path} is "
+                                                   f"already served by {first}"))
+    return errors
+
+
+def _unheard_topics(steps: list[LoadedStep]) -> list[str]:
+    heard = {t for s in steps if isinstance(s.config, EventConfig) for t in s.config.subscribes}
+    return [f"{s.path}: step {s.name!r} emits {topic!r}, but no step subscribes to it"
+            for s in steps for topic in s.config.emits if topic not in heard]
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}"[:120]

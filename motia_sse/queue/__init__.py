@@ -1,0 +1,1 @@
+"""Event steps: the queue protocol, its in-process implementation, the worker."""

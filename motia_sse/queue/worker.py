@@ -1,0 +1,89 @@
+"""Runs event-step handlers for queued deliveries, a bounded number at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import attrs
+
+from motia_sse.context import ContextFactory
+from motia_sse.converter import structure
+from motia_sse.exceptions import ValidationError
+from motia_sse.loader import LoadedStep
+from motia_sse.queue.base import Delivery, EventQueue
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class Worker:
+    """Takes deliveries off the queue and runs each as its own task."""
+
+    _queue: EventQueue
+    _steps: dict[str, LoadedStep]
+    _contexts: ContextFactory
+    _max_concurrent: int
+    _running: set[asyncio.Task[None]] = attrs.field(factory=set)
+    _slots: asyncio.Semaphore = attrs.field(init=False)
+    _dispatcher: asyncio.Task[None] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self._max_concurrent)
+
+    def start(self) -> None:
+        """Begin taking deliveries."""
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="motia-sse-worker")
+
+    async def stop(self, grace: float) -> None:
+        """Take no more deliveries; give running handlers `grace` seconds, then cancel."""
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        if self._running:
+            log.info("waiting up to %ss for %d running handler(s)", grace, len(self._running))
+            _, late = await asyncio.wait(set(self._running), timeout=grace)
+            for task in late:
+                log.warning("cancelling handler %s: shutdown timeout", task.get_name())
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    @property
+    def running(self) -> int:
+        """Handlers running now."""
+        return len(self._running)
+
+    async def _dispatch(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                delivery = await self._queue.get()
+            except BaseException:
+                self._slots.release()
+                raise
+            name = f"{delivery.step}:{delivery.trace_id}"
+            task = asyncio.create_task(self._run(delivery), name=name)
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
+
+    async def _run(self, delivery: Delivery) -> None:
+        step = self._steps.get(delivery.step)
+        if step is None:
+            log.error("dropped event %r for unknown step %r", delivery.topic, delivery.step)
+            return
+        ctx = self._contexts(step, delivery.trace_id)
+        schema = getattr(step.config, "input", None)
+        try:
+            data = delivery.data if schema is None else structure(
+                delivery.data, schema, f"input for step {step.name!r}")
+        except ValidationError as exc:
+            ctx.logger.error(f"dropped event {delivery.topic!r}: {exc.error}", details=exc.details)
+            return
+        try:
+            await step.handler(data, ctx)
+        except Exception:
+            ctx.logger.exception(f"handler failed on event {delivery.topic!r} ({step.path})")

@@ -1,0 +1,44 @@
+"""SSE events encoded once, as bytes ready for every subscriber's socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import orjson
+
+
+@attrs.frozen
+class Frame:
+    """One SSE event, plain and as an HTTP/1.1 chunk, shared by all its subscribers."""
+
+    raw: bytes
+    chunk: bytes
+    # The change's version; 0 for events that are not stored (custom events).
+    version: int
+
+    @classmethod
+    def encode(cls, data: Any, *, event: str | None = None, event_id: str | None = None,
+               version: int = 0) -> Frame:
+        """Encode `data` as JSON on one `data:` line (orjson never emits a newline)."""
+        head = b""
+        if event_id is not None:
+            head += b"id: " + event_id.encode() + b"\n"
+        if event is not None:
+            head += b"event: " + event.encode() + b"\n"
+        return cls.of(head + b"data: " + orjson.dumps(data) + b"\n\n", version)
+
+    @classmethod
+    def comment(cls, text: str) -> Frame:
+        """A comment line, which every SSE client ignores."""
+        return cls.of(f": {text}\n\n".encode())
+
+    @classmethod
+    def retry(cls, milliseconds: int) -> Frame:
+        """The reconnection delay, sent once at the start of a feed."""
+        return cls.of(f"retry: {milliseconds}\n\n".encode())
+
+    @classmethod
+    def of(cls, raw: bytes, version: int = 0) -> Frame:
+        """Wrap already-encoded SSE bytes."""
+        return cls(raw, b"%x\r\n%b\r\n" % (len(raw), raw), version)

@@ -1,0 +1,109 @@
+"""The embedded default store: one SQLite file under the data folder."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import attrs
+
+from motia_sse.streams.store import Change, JsonObject, StoredItem
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_items (
+    stream TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (stream, group_id, item_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stream_meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@attrs.define
+class SqliteStore:
+    """Items that survive a restart. One process owns the file.
+
+    Calls run on the event loop thread: in WAL mode with synchronous=NORMAL a
+    write is a few microseconds of page work and no fsync, cheaper than a hop
+    to a thread, and it keeps each change atomic with its version bump.
+    """
+
+    _db: sqlite3.Connection
+    _version: int
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteStore:
+        """Open (creating if needed) the store file at `path`."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        row = db.execute("SELECT value FROM stream_meta WHERE key = 'version'").fetchone()
+        return cls(db, row[0] if row else 0)
+
+    async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
+        row = self._db.execute(
+            "SELECT data, version FROM stream_items"
+            " WHERE stream = ? AND group_id = ? AND item_id = ?",
+            (stream, group_id, item_id),
+        ).fetchone()
+        return None if row is None else StoredItem(group_id, item_id, json.loads(row[0]), row[1])
+
+    async def set(self, stream: str, group_id: str, item_id: str, data: JsonObject) -> Change:
+        encoded = json.dumps(data, separators=(",", ":"))
+        with self._db:
+            self._db.execute("BEGIN")
+            version = self._bump()
+            existed = self._db.execute(
+                "UPDATE stream_items SET data = ?, version = ?"
+                " WHERE stream = ? AND group_id = ? AND item_id = ?",
+                (encoded, version, stream, group_id, item_id),
+            ).rowcount
+            if not existed:
+                self._db.execute(
+                    "INSERT INTO stream_items VALUES (?, ?, ?, ?, ?)",
+                    (stream, group_id, item_id, encoded, version),
+                )
+        self._version = version
+        return Change(stream, group_id, item_id, "update" if existed else "create", version, data)
+
+    async def delete(self, stream: str, group_id: str, item_id: str) -> Change | None:
+        with self._db:
+            self._db.execute("BEGIN")
+            deleted = self._db.execute(
+                "DELETE FROM stream_items WHERE stream = ? AND group_id = ? AND item_id = ?",
+                (stream, group_id, item_id),
+            ).rowcount
+            if not deleted:
+                return None
+            version = self._bump()
+        self._version = version
+        return Change(stream, group_id, item_id, "delete", version, None)
+
+    async def get_group(self, stream: str, group_id: str) -> list[StoredItem]:
+        rows = self._db.execute(
+            "SELECT item_id, data, version FROM stream_items"
+            " WHERE stream = ? AND group_id = ? ORDER BY item_id",
+            (stream, group_id),
+        ).fetchall()
+        return [StoredItem(group_id, r[0], json.loads(r[1]), r[2]) for r in rows]
+
+    async def close(self) -> None:
+        self._db.close()
+
+    def _bump(self) -> int:
+        version = self._version + 1
+        self._db.execute(
+            "INSERT INTO stream_meta VALUES ('version', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (version,),
+        )
+        return version

@@ -1,0 +1,125 @@
+"""The stream API a step sees as `ctx.streams.<name>`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from motia_sse.config import StreamConfig
+from motia_sse.converter import converter, structure, unstructure
+from motia_sse.ids import check_id
+from motia_sse.streams.hub import Hub, custom_frame
+from motia_sse.streams.store import JsonObject, StoredItem, StreamStore
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class StreamItem(Generic[T]):
+    """An item as a step sees it: typed data, where it lives, its version."""
+
+    stream: str
+    group_id: str
+    id: str
+    data: T
+    version: int
+
+
+@attrs.frozen
+class StreamChannel:
+    """Where a custom event goes: one item's feeds, or (no id) the whole group's."""
+
+    group_id: str
+    id: str | None = None
+
+
+@attrs.frozen
+class StreamEvent:
+    """A custom event: not stored, not replayed, only seen by feeds open right now."""
+
+    type: str
+    data: Any = None
+
+
+def _unstructure_item(item: StreamItem[Any]) -> JsonObject:
+    # As in Motia: the item carries where its feed is, so a client can open it.
+    return {
+        **unstructure(item.data),
+        "id": item.id,
+        "__motia": {
+            "type": "state-stream",
+            "streamName": item.stream,
+            "groupId": item.group_id,
+            "id": item.id,
+        },
+    }
+
+
+converter.register_unstructure_hook(StreamItem, _unstructure_item)
+
+
+@attrs.define
+class Stream(Generic[T]):
+    """Typed access to one stream's items; every change reaches its feeds."""
+
+    config: StreamConfig
+    _store: StreamStore
+    _hub: Hub
+
+    @property
+    def name(self) -> str:
+        """The stream's name, as in its feed URLs."""
+        return self.config.name
+
+    async def set(self, group_id: str, id: str, data: T | Mapping[str, Any]) -> StreamItem[T]:
+        """Create or replace an item; raises ValidationError if `data` does not fit."""
+        check_id("group id", group_id)
+        check_id("item id", id)
+        typed = self._typed(data)
+        change = await self._store.set(self.name, group_id, id, unstructure(typed))
+        self._hub.publish(change)
+        return StreamItem(self.name, group_id, id, typed, change.version)
+
+    async def get(self, group_id: str, id: str) -> StreamItem[T] | None:
+        """The item, or None."""
+        stored = await self._store.get(self.name, check_id("group id", group_id),
+                                       check_id("item id", id))
+        return None if stored is None else self._item(stored)
+
+    async def delete(self, group_id: str, id: str) -> bool:
+        """Remove the item; feeds get `event: delete`. False if there was none."""
+        change = await self._store.delete(self.name, check_id("group id", group_id),
+                                          check_id("item id", id))
+        if change is None:
+            return False
+        self._hub.publish(change)
+        return True
+
+    async def stored(self, group_id: str, id: str) -> StoredItem | None:
+        """The item as stored (JSON data), for feeds that send it on as it is."""
+        return await self._store.get(self.name, group_id, id)
+
+    async def get_group(self, group_id: str) -> list[StreamItem[T]]:
+        """Every item of the group, ordered by id."""
+        stored = await self._store.get_group(self.name, check_id("group id", group_id))
+        return [self._item(s) for s in stored]
+
+    async def send(self, channel: StreamChannel, event: StreamEvent) -> None:
+        """Push an ephemeral event to the feeds open on `channel` now."""
+        check_id("group id", channel.group_id)
+        if channel.id is not None:
+            check_id("item id", channel.id)
+        frame = custom_frame(event.type, unstructure(event.data))
+        self._hub.send(self.name, channel.group_id, channel.id, frame)
+
+    def _typed(self, data: T | Mapping[str, Any]) -> T:
+        schema: type[T] = self.config.schema
+        if isinstance(data, schema):
+            return data
+        return structure(data, schema, f"data for stream {self.name!r}")
+
+    def _item(self, stored: StoredItem) -> StreamItem[T]:
+        data = structure(stored.data, self.config.schema, f"stored item of {self.name!r}")
+        return StreamItem(self.name, stored.group_id, stored.id, data, stored.version)
