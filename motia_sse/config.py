@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -10,6 +10,15 @@ import attrs
 
 if TYPE_CHECKING:
     from motia_sse.streams.store import StreamStore
+
+def _strings(items: Iterable[str]) -> tuple[str, ...]:
+    # Lists read better in a step file; tuples keep a frozen config frozen.
+    return tuple(items)
+
+
+def _params(items: Iterable[QueryParam]) -> tuple[QueryParam, ...]:
+    return tuple(items)
+
 
 StorageType = Literal["default", "custom"]
 StoreKind = Literal["sqlite", "memory"]
@@ -50,9 +59,9 @@ class ApiRouteConfig:
     method: str = "GET"
     body_schema: type[Any] | None = None
     response_schema: dict[int, type[Any]] = attrs.field(factory=dict)
-    query_params: tuple[QueryParam, ...] = attrs.field(default=(), converter=tuple)
-    emits: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    flows: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    query_params: tuple[QueryParam, ...] = attrs.field(default=(), converter=_params)
+    emits: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     description: str = ""
 
 
@@ -61,10 +70,10 @@ class EventConfig:
     """An event step: runs for each event on the topics it subscribes to."""
 
     name: str
-    subscribes: tuple[str, ...] = attrs.field(converter=tuple)
+    subscribes: tuple[str, ...] = attrs.field(converter=_strings)
     input: type[Any] | None = None
-    emits: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    flows: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    emits: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     description: str = ""
 
 

@@ -21,25 +21,25 @@ class StepLogger:
     trace_id: str
     _logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(STEP_LOGGER))
 
-    def debug(self, message: str, **fields: Any) -> None:
+    def debug(self, message: str, /, **fields: Any) -> None:
         """Log at DEBUG with optional structured fields."""
         self._log(logging.DEBUG, message, fields)
 
-    def info(self, message: str, **fields: Any) -> None:
+    def info(self, message: str, /, **fields: Any) -> None:
         """Log at INFO with optional structured fields."""
         self._log(logging.INFO, message, fields)
 
-    def warning(self, message: str, **fields: Any) -> None:
+    def warning(self, message: str, /, **fields: Any) -> None:
         """Log at WARNING with optional structured fields."""
         self._log(logging.WARNING, message, fields)
 
     warn = warning
 
-    def error(self, message: str, **fields: Any) -> None:
+    def error(self, message: str, /, **fields: Any) -> None:
         """Log at ERROR with optional structured fields."""
         self._log(logging.ERROR, message, fields)
 
-    def exception(self, message: str, **fields: Any) -> None:
+    def exception(self, message: str, /, **fields: Any) -> None:
         """Log at ERROR with the current exception's traceback."""
         self._log(logging.ERROR, message, fields, exc_info=True)
 

@@ -3,10 +3,10 @@
 import os
 
 import openai
-
-from motia_sse import EventConfig, FlowContext
 from open_ai_api_step import Prompt
 from open_ai_stream import OpenAiMessage
+
+from motia_sse import EventConfig, FlowContext
 
 # Read once at import; the openai client itself reads OPENAI_API_KEY and OPENAI_BASE_URL.
 MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")

@@ -1,9 +1,9 @@
 """POST /open-ai: create an empty message item and ask the model to fill it."""
 
 import attrs
+from open_ai_stream import OpenAiMessage
 
 from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
-from open_ai_stream import OpenAiMessage
 
 
 @attrs.frozen

@@ -2,9 +2,10 @@
 
 import asyncio
 
-from motia_sse import EventConfig, FlowContext
 from progress_stream import JobProgress
 from start_job_api_step import JobRequest
+
+from motia_sse import EventConfig, FlowContext
 
 config = EventConfig(
     name="RunJob",

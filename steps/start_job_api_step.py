@@ -1,9 +1,9 @@
 """POST /jobs: start a job whose progress streams into /streams/progress/<trace id>/job."""
 
 import attrs
+from progress_stream import JobProgress
 
 from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
-from progress_stream import JobProgress
 
 
 @attrs.frozen

@@ -9,6 +9,7 @@ import attrs
 
 from motia_sse.config import StreamConfig
 from motia_sse.converter import converter, structure, unstructure
+from motia_sse.exceptions import ValidationError
 from motia_sse.ids import check_id
 from motia_sse.streams.hub import Hub, custom_frame
 from motia_sse.streams.store import JsonObject, StoredItem, StreamStore
@@ -41,6 +42,10 @@ class StreamEvent:
 
     type: str
     data: Any = None
+
+
+def _qualname(kind: type[Any]) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _unstructure_item(item: StreamItem[Any]) -> JsonObject:
@@ -118,6 +123,10 @@ class Stream(Generic[T]):
         schema: type[T] = self.config.schema
         if isinstance(data, schema):
             return data
+        if attrs.has(type(data)):
+            # Usually the schema module imported twice under two names.
+            raise ValidationError(f"invalid data for stream {self.name!r}", [
+                f"expected {_qualname(schema)} or a dict, got {_qualname(type(data))} @ $"])
         return structure(data, schema, f"data for stream {self.name!r}")
 
     def _item(self, stored: StoredItem) -> StreamItem[T]:

@@ -1,0 +1,148 @@
+"""API steps over a real socket: validation, errors, responses."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from motia_sse import Settings
+from tests.conftest import ClientFactory
+
+CRASHING_STEP = '''
+import attrs
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+@attrs.frozen
+class Body:
+    n: int
+
+config = ApiRouteConfig(name="Divide", path="/divide/{by}", method="POST", body_schema=Body)
+
+async def handler(req: ApiRequest[Body], ctx: FlowContext) -> ApiResponse:
+    return ApiResponse(status=200, body={"result": req.body.n // int(req.path_params["by"]),
+                                         "query": req.query_params},
+                       headers={"x-step": "divide"})
+'''
+
+DICT_STEP = '''
+from motia_sse import ApiRouteConfig
+
+config = ApiRouteConfig(name="Plain", path="/plain", method="GET")
+
+async def handler(req, ctx):
+    return {"status": 201, "body": {"trace": ctx.trace_id}}
+'''
+
+BAD_RETURN_STEP = '''
+from motia_sse import ApiRouteConfig
+
+config = ApiRouteConfig(name="BadReturn", path="/bad-return", method="GET")
+
+async def handler(req, ctx):
+    return "not a response"
+'''
+
+
+@pytest.fixture(name="custom_client")
+async def _custom_client(tmp_path: Path, make_client: ClientFactory,
+                         settings: Settings) -> TestClient[Any, Any]:
+    """A project of small API steps written for these tests."""
+    steps = tmp_path / "api_steps"
+    steps.mkdir()
+    (steps / "divide_step.py").write_text(CRASHING_STEP)
+    (steps / "plain_step.py").write_text(DICT_STEP)
+    (steps / "bad_return_step.py").write_text(BAD_RETURN_STEP)
+    return await make_client(Settings(steps_dir=steps, store="memory"))
+
+
+async def test_post_returns_item_with_feed_address(client: TestClient[Any, Any]) -> None:
+    """The seed's API step answers with the item, its id, `__motia` and the trace header."""
+    response = await client.post("/jobs", json={"steps": 1, "delay": 0})
+    assert response.status == 200
+    trace_id = response.headers["x-trace-id"]
+    body = await response.json()
+    assert body == {
+        "status": "queued", "done": 0, "total": 1, "id": "job",
+        "__motia": {"type": "state-stream", "streamName": "progress", "groupId": trace_id,
+                    "id": "job"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "error", "details"),
+    [
+        (b'{"message": ', "malformed JSON body", None),
+        (b"", "invalid body", ["expected a JSON object, got an empty body @ $"]),
+        (b"{}", "invalid body", ["required field missing @ $.message"]),
+        (b'{"message": 42}', "invalid body", ["expected string, got integer @ $.message"]),
+        (b'{"message": "hi", "extra": 1}', "invalid body", ["extra fields found (extra) @ $"]),
+        (b'["hi"]', "invalid body", ["expected object, got array @ $"]),
+    ],
+)
+async def test_bad_bodies_are_400_naming_the_field(
+    client: TestClient[Any, Any], payload: bytes, error: str, details: list[str] | None
+) -> None:
+    """Malformed JSON, missing, mistyped and extra fields: a 400 that says which and why."""
+    response = await client.post("/open-ai", data=payload,
+                                 headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert body["error"] == error
+    if details is None:
+        assert len(body["details"]) == 1
+        assert "line 1" in body["details"][0]
+    else:
+        assert body["details"] == details
+
+
+async def test_crashing_handler_is_500_with_trace_and_server_keeps_serving(
+    custom_client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler that raises gives JSON 500 with the trace id, logs the traceback, and
+    the next request is served."""
+    with caplog.at_level(logging.ERROR):
+        response = await custom_client.post("/divide/0", json={"n": 1})
+    assert response.status == 500
+    body = await response.json()
+    assert body["trace_id"] == response.headers["x-trace-id"]
+    assert body["error"] == "step 'Divide' failed"
+    assert "ZeroDivisionError" in body["details"][0]
+    record = next(r for r in caplog.records if "handler failed" in r.getMessage())
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ZeroDivisionError
+    assert getattr(record, "trace_id", None) == body["trace_id"]
+
+    again = await custom_client.post("/divide/4?x=1&y=2&y=3", json={"n": 9})
+    assert again.status == 200
+    assert again.headers["x-step"] == "divide"
+    assert await again.json() == {"result": 2, "query": {"x": "1", "y": ["2", "3"]}}
+
+
+async def test_plain_dict_response(custom_client: TestClient[Any, Any]) -> None:
+    """A handler may return {"status", "body"} instead of ApiResponse."""
+    response = await custom_client.get("/plain")
+    assert response.status == 201
+    assert await response.json() == {"trace": response.headers["x-trace-id"]}
+
+
+async def test_bad_return_value_is_clear_500(custom_client: TestClient[Any, Any]) -> None:
+    """A handler returning something that is not a response: 500 naming what was expected."""
+    response = await custom_client.get("/bad-return")
+    assert response.status == 500
+    assert "expected ApiResponse" in (await response.json())["details"][0]
+
+
+async def test_unknown_route_and_method_are_json(client: TestClient[Any, Any]) -> None:
+    """aiohttp's own 404 and 405 come back as JSON errors too."""
+    missing = await client.get("/nowhere")
+    assert missing.status == 404
+    assert await missing.json() == {"error": "Not Found", "details": ["GET /nowhere"]}
+    wrong = await client.get("/open-ai")
+    assert wrong.status == 405
+    assert wrong.headers["Allow"] == "POST"
+    assert (await wrong.json())["error"] == "Method Not Allowed"
