@@ -75,10 +75,7 @@ def load_project(steps_dir: Path) -> Project:
     step_files = sorted(steps_dir.rglob("*_step.py"))
     names = {path: _module_name(steps_dir, path) for path in stream_files + step_files}
     _forget(names.values())
-    if str(steps_dir) in sys.path:
-        sys.path.remove(str(steps_dir))
-    # Steps import their streams' schemas as plain modules (`from x_stream import X`).
-    sys.path.insert(0, str(steps_dir))
+    _use_steps_dir(steps_dir)
 
     errors: list[LoadError] = []
     streams: list[LoadedStream] = []
@@ -113,6 +110,19 @@ def _module_name(steps_dir: Path, path: Path) -> str:
     return ".".join(re.sub(r"\W", "_", p) for p in parts)
 
 
+_steps_dirs_on_path: list[str] = []
+
+
+def _use_steps_dir(steps_dir: Path) -> None:
+    # Steps import their streams' schemas as plain modules (`from x_stream import X`);
+    # a folder loaded before must not stay importable (a reload may point elsewhere).
+    for old in _steps_dirs_on_path:
+        if old in sys.path:
+            sys.path.remove(old)
+    _steps_dirs_on_path[:] = [str(steps_dir)]
+    sys.path.insert(0, str(steps_dir))
+
+
 def _forget(module_names: Any) -> None:
     # A reload must run the files again, not reuse what an earlier load imported.
     for name in module_names:
@@ -131,12 +141,25 @@ def _import(path: Path, name: str) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise LoadError(_where(path, exc), f"import failed: {type(exc).__name__}: {exc}") from exc
+        message = f"import failed: {type(exc).__name__}: {exc}{_hint(path, name, exc)}"
+        raise LoadError(_where(path, exc), message) from exc
     return module
 
 
+def _hint(path: Path, name: str, exc: Exception) -> str:
+    missing = getattr(exc, "name", None)
+    if not isinstance(exc, ModuleNotFoundError) or "." not in name or not missing:
+        return ""
+    if not (path.parent / f"{missing}.py").exists():
+        return ""
+    # Only the steps folder itself is on sys.path; subfolders are packages under it.
+    package = name.rsplit(".", 1)[0]
+    return (f" (a sibling in a subfolder is imported as `from .{missing} import ...` "
+            f"or `from {package}.{missing} import ...`)")
+
+
 def _where(path: Path, exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError) and exc.lineno is not None:
+    if isinstance(exc, SyntaxError) and exc.lineno is not None and exc.filename == str(path):
         return f"{path}:{exc.lineno}"
     lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
     return f"{path}:{lines[-1]}" if lines else str(path)
