@@ -11,7 +11,7 @@ from motia_sse.api import error_response, route_handler
 from motia_sse.config import ApiRouteConfig, Settings
 from motia_sse.loader import Project, load_project
 from motia_sse.runtime import RUNTIME, build_runtime
-from motia_sse.sse import item_feed
+from motia_sse.sse import group_feed, item_feed, multiplexed_feed
 from motia_sse.workbench import add_workbench
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ def create_app(settings: Settings, project: Project | None = None) -> web.Applic
         assert isinstance(step.config, ApiRouteConfig)
         app.router.add_route(step.config.method.upper(), step.config.path,
                              route_handler(step, runtime.contexts, runtime.api_tasks))
+    app.router.add_get("/streams", multiplexed_feed)
+    app.router.add_get("/streams/{stream}/{group}", group_feed)
     app.router.add_get("/streams/{stream}/{group}/{item}", item_feed)
     add_workbench(app, settings)
     app.cleanup_ctx.append(_lifecycle)

@@ -91,6 +91,8 @@ class Settings:
     data_dir: Path = Path(".motia")
     # Seconds between heartbeat comments on idle feeds.
     heartbeat_interval: float = 15.0
+    # Subscriptions one multiplexed feed may carry.
+    max_subscriptions: int = 100
     # Milliseconds a browser waits before reconnecting, sent once per feed.
     retry_ms: int = 2000
     # Event-step handlers allowed to run at once.

@@ -72,11 +72,12 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
     custom: list[StreamStore] = []
     for loaded in project.streams:
         base = loaded.config.base_config
-        stream_store = store
         if base.storage_type == "custom" and base.factory is not None:
-            stream_store = base.factory()
-            custom.append(stream_store)
-        streams[loaded.config.name] = Stream(loaded.config, stream_store, hub)
+            custom.append(base.factory())
+            streams[loaded.config.name] = Stream(loaded.config, custom[-1], hub,
+                                                 shared_versions=False)
+        else:
+            streams[loaded.config.name] = Stream(loaded.config, store, hub)
     queue = MemoryQueue()
     accessor = Streams(streams)
     contexts = ContextFactory(accessor, Emitter(project, queue))

@@ -1,56 +1,159 @@
-"""The feed handlers: stream items as Server-Sent Events."""
+"""The feed handlers: stream items and groups as Server-Sent Events.
+
+`GET /streams/<name>/<group>/<id>`  one item
+`GET /streams/<name>/<group>`       one group
+`GET /streams?sub=<name>/<group>[/<id>]&sub=...`  many, on one connection
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from urllib.parse import unquote
 
 from aiohttp import web
-from aiohttp.web_request import Request
 from aiohttp_sse import EventSourceResponse
 
 from motia_sse.api import error_response
 from motia_sse.exceptions import ValidationError
 from motia_sse.ids import check_id
-from motia_sse.runtime import RUNTIME
+from motia_sse.runtime import RUNTIME, Runtime
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
-from motia_sse.streams.hub import delete_frame, snapshot_frame
+from motia_sse.streams.hub import Subscription
+from motia_sse.streams.wire import FeedKind, gone_frame, item_frame, sync_frame
 
 
-async def item_feed(request: Request) -> web.StreamResponse:
-    """`GET /streams/<name>/<group>/<id>`: the item's snapshot, then every change."""
+class FeedRequestError(Exception):
+    """A feed request that cannot be served; becomes a JSON error response."""
+
+    def __init__(self, status: int, error: str, details: list[str]) -> None:
+        super().__init__(error)
+        self.status, self.error, self.details = status, error, details
+
+
+async def item_feed(request: web.Request) -> web.StreamResponse:
+    """One item: its snapshot, then every change."""
+    info = request.match_info
+    return await _feed(request, lambda runtime: [
+        _subscription(runtime, FeedKind.ITEM, info["stream"], info["group"], info["item"])])
+
+
+async def group_feed(request: web.Request) -> web.StreamResponse:
+    """One group: `sync` with every item, then `create` / `update` / `delete`."""
+    info = request.match_info
+    return await _feed(request, lambda runtime: [
+        _subscription(runtime, FeedKind.GROUP, info["stream"], info["group"], None)])
+
+
+async def multiplexed_feed(request: web.Request) -> web.StreamResponse:
+    """Many items and groups on one connection, each event naming what it is about."""
+    return await _feed(request, lambda runtime: _parse_subs(runtime, request))
+
+
+async def _feed(request: web.Request,
+                parse: Callable[[Runtime], list[Subscription]]) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
-    name = request.match_info["stream"]
-    if name not in runtime.streams:
-        return error_response(404, f"no stream named {name!r}",
-                              [f"defined streams: {', '.join(runtime.streams.names()) or 'none'}"])
     try:
-        group_id = check_id("group id", request.match_info["group"])
-        item_id = check_id("item id", request.match_info["item"])
-    except ValidationError as exc:
-        return error_response(400, exc.error, exc.details)
-    stream = runtime.streams[name]
-    key = (name, group_id, item_id)
+        subs = parse(runtime)
+    except FeedRequestError as exc:
+        return error_response(exc.status, exc.error, exc.details)
+    return await _serve(request, runtime, subs)
 
+
+def _parse_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
+    values = request.query.getall("sub", [])
+    if not values:
+        raise FeedRequestError(400, "no subscriptions", [
+            "expected one or more sub=<stream>/<group> or sub=<stream>/<group>/<id>"])
+    limit = runtime.settings.max_subscriptions
+    if len(values) > limit:
+        raise FeedRequestError(400, "too many subscriptions", [
+            f"got {len(values)}, the limit is {limit} (max_subscriptions)"])
+    subs: dict[Subscription, None] = {}
+    for index, value in enumerate(values):
+        parts = value.split("/")
+        if len(parts) not in (2, 3):
+            raise FeedRequestError(400, "invalid subscription", [
+                f"sub[{index}] = {value!r}: expected <stream>/<group> or "
+                "<stream>/<group>/<id>, each part URL-encoded"])
+        stream, group, *item = (unquote(p) for p in parts)
+        kind = FeedKind.MUX_ITEM if item else FeedKind.MUX_GROUP
+        try:
+            subs[_subscription(runtime, kind, stream, group, item[0] if item else None)] = None
+        except FeedRequestError as exc:
+            details = [f"sub[{index}] = {value!r}: {d}" for d in exc.details]
+            raise FeedRequestError(exc.status, exc.error, details) from None
+    return list(subs)
+
+
+def _subscription(runtime: Runtime, kind: FeedKind, stream: str, group: str,
+                  item: str | None) -> Subscription:
+    if stream not in runtime.streams:
+        raise FeedRequestError(404, f"no stream named {stream!r}", [
+            f"defined streams: {', '.join(runtime.streams.names()) or 'none'}"])
+    try:
+        check_id("group id", group)
+        if item is not None:
+            check_id("item id", item)
+    except ValidationError as exc:
+        raise FeedRequestError(400, exc.error, exc.details) from None
+    return Subscription(kind, stream, group, item)
+
+
+async def _serve(request: web.Request, runtime: Runtime,
+                 subs: list[Subscription]) -> web.StreamResponse:
     response = EventSourceResponse(ping_interval=runtime.settings.heartbeat_interval)
     writer = await response.prepare(request)
     assert writer is not None
     feed = Feed(request.protocol, writer, request.version >= (1, 1))
-    runtime.hub.subscribe_item(key, feed)
+    # Subscribe before reading, hold until the initial state is out: nothing is missed.
+    for sub in subs:
+        runtime.hub.subscribe(sub, feed)
     runtime.feeds.add(feed)
     try:
         async with response:
             initial: list[tuple[Hashable, Frame]] = [("retry", runtime.retry_frame)]
-            stored = await stream.stored(group_id, item_id)
-            last_seen = response.last_event_id
-            if stored is not None and last_seen != str(stored.version):
-                initial.append((key, snapshot_frame(item_id, stored.data, stored.version)))
-            elif stored is None and last_seen is not None:
-                # The client saw the item; it has gone since. Converge: say so.
-                initial.append((key, delete_frame(item_id, None)))
+            for sub in subs:
+                initial += await _initial(runtime, sub, response.last_event_id)
             feed.release(initial)
             await feed.pump()
     finally:
-        runtime.hub.unsubscribe_item(key, feed)
+        for sub in subs:
+            runtime.hub.unsubscribe(sub, feed)
         runtime.feeds.discard(feed)
     return response
+
+
+async def _initial(runtime: Runtime, sub: Subscription,
+                   last_seen: str | None) -> list[tuple[Hashable, Frame]]:
+    """What a subscription sends on connect, given the client's Last-Event-ID.
+
+    Single feeds compare the exact version they sent. A multiplexed feed's id is the
+    newest version it delivered; events go out in version order, so anything newer
+    is what the client lacks."""
+    stream = runtime.streams[sub.stream]
+    shared = stream.shared_versions
+    scope = tuple(sub)
+    if sub.kind.watches_group:
+        group = await stream.stored_group(sub.group)
+        if _is_current(sub.kind, group.version, last_seen, shared):
+            return []
+        return [(scope, sync_frame(sub.kind, sub.stream, sub.group, group, shared))]
+    assert sub.item is not None
+    item = await stream.stored(sub.group, sub.item)
+    if item is not None:
+        if _is_current(sub.kind, item.version, last_seen, shared):
+            return []
+        return [(scope, item_frame(sub.kind, sub.stream, item, shared))]
+    if last_seen is None:
+        return []
+    # The client may have seen the item; it has gone since. Converge: say so.
+    return [(scope, gone_frame(sub.kind, sub.stream, sub.group, sub.item))]
+
+
+def _is_current(kind: FeedKind, version: int, last_seen: str | None, shared: bool) -> bool:
+    if last_seen is None:
+        return False
+    if not kind.multiplexed:
+        return last_seen == str(version)
+    return shared and last_seen.isdigit() and version <= int(last_seen)

@@ -24,12 +24,13 @@ _custom_ids = itertools.count()
 class Feed:
     """The write side of one SSE connection.
 
-    The hub calls `offer` synchronously for every change. While the socket keeps
-    up, the shared frame goes straight to the transport: one write, no task
-    switch, no copy. Once the kernel buffer fills (the protocol pauses writing),
-    frames wait in `_pending`, keyed by what they describe, so a newer snapshot
-    of an item replaces the older one: a slow reader costs one frame per key,
-    never a backlog. `pump` (run by the feed's own request handler) drains.
+    The hub calls `offer` synchronously for every change, with a key naming what the
+    frame describes: (kind, stream, group, item). While the socket keeps up, the
+    shared frame goes straight to the transport: one write, no task switch, no copy.
+    Once the kernel buffer fills (the protocol pauses writing), frames wait in
+    `_pending` by key, so a newer snapshot replaces an older one: a slow reader costs
+    at most two frames per key (a pending `create` is kept so that a group's new row
+    is never lost), never a backlog. `pump`, run by the feed's request handler, drains.
     """
 
     _protocol: BaseProtocol
@@ -38,24 +39,27 @@ class Feed:
     _pending: dict[Hashable, Frame] = attrs.field(factory=dict)
     _custom: deque[Hashable] = attrs.field(factory=deque)
     _wake: asyncio.Event = attrs.field(factory=asyncio.Event)
-    # Held while the initial snapshot is being read, so nothing overtakes it.
+    # Held while the initial state is read, so that nothing overtakes it.
     _held: bool = True
     _closed: bool = False
 
     def offer(self, key: Hashable, frame: Frame) -> None:
-        """Queue or write one event; never blocks, never raises on a dead client."""
+        """Write or queue one event; never blocks, never raises on a dead client."""
         if self._closed:
             return
         if not self._held and not self._pending and not self._protocol.writing_paused:
             self._write(frame)
             return
+        queued = self._pending.get(key)
+        if queued is not None and queued.kind == "create" and frame.kind != "create":
+            key = (key, "then")  # keep the create; conflate what follows it
         self._pending.pop(key, None)
         self._pending[key] = frame
         if not self._held:
             self._wake.set()
 
     def offer_custom(self, frame: Frame) -> None:
-        """Queue or write an event that no later event replaces."""
+        """Write or queue an event that no later event replaces."""
         key = ("custom", next(_custom_ids))
         self.offer(key, frame)
         if key in self._pending:
@@ -64,15 +68,22 @@ class Feed:
                 self._pending.pop(self._custom.popleft(), None)
 
     def release(self, initial: Iterable[tuple[Hashable, Frame]]) -> None:
-        """Write the initial events, then whatever arrived meanwhile that is newer."""
-        for key, frame in initial:
-            queued = self._pending.get(key)
-            if queued is not None and queued.version <= frame.version:
-                del self._pending[key]
+        """Write the initial state, and what arrived meanwhile that it does not cover.
+
+        `initial` pairs each frame with the scope it covers: (kind, stream, group, item)
+        for an item, item None for a whole group. Everything goes out in version order,
+        so a client's last event id is never ahead of an event it has not got.
+        """
+        covered = {scope: frame.version for scope, frame in initial}
+        late = [(key, frame) for key, frame in self._pending.items()
+                if frame.version > covered.get(_scope(key), -1)]
+        self._pending.clear()
+        self._custom.clear()
+        ordered = sorted([*((f.version, n, f) for n, (_, f) in enumerate(initial)),
+                          *((f.version, len(covered) + n, f) for n, (_, f) in enumerate(late))])
+        for _, _, frame in ordered:
             self._write(frame)
         self._held = False
-        if self._pending:
-            self._wake.set()
 
     def close(self) -> None:
         """Stop the feed; `pump` returns."""
@@ -82,7 +93,13 @@ class Feed:
     @property
     def closed(self) -> bool:
         """Whether the feed has been stopped or its client has gone."""
-        return self._closed or self._transport_gone()
+        transport = self._protocol.transport
+        return self._closed or transport is None or transport.is_closing()
+
+    @property
+    def pending(self) -> int:
+        """Frames waiting for the client to read (bounded by what it watches)."""
+        return len(self._pending)
 
     async def pump(self) -> None:
         """Write queued frames as the client drains them, until the feed is closed."""
@@ -103,6 +120,12 @@ class Feed:
             return
         transport.write(frame.chunk if self._chunked else frame.raw)
 
-    def _transport_gone(self) -> bool:
-        transport = self._protocol.transport
-        return transport is None or transport.is_closing()
+
+def _scope(key: Hashable) -> Hashable:
+    """The subscription a pending key belongs to: the item, or for groups the group."""
+    if isinstance(key, tuple) and len(key) == 2 and key[1] == "then":
+        key = key[0]
+    if isinstance(key, tuple) and len(key) == 4:
+        kind, stream, group, item = key
+        return (kind, stream, group, None if kind.watches_group else item)
+    return key

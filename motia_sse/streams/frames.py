@@ -16,17 +16,19 @@ class Frame:
     chunk: bytes
     # The change's version; 0 for events that are not stored (custom events).
     version: int
+    # "create", "update" or "delete" for changes; conflation keeps a pending create.
+    kind: str = ""
 
     @classmethod
     def encode(cls, data: Any, *, event: str | None = None, event_id: str | None = None,
-               version: int = 0) -> Frame:
+               version: int = 0, kind: str = "") -> Frame:
         """Encode `data` as JSON on one `data:` line (orjson never emits a newline)."""
         head = b""
         if event_id is not None:
             head += b"id: " + event_id.encode() + b"\n"
         if event is not None:
             head += b"event: " + event.encode() + b"\n"
-        return cls.of(head + b"data: " + orjson.dumps(data) + b"\n\n", version)
+        return cls.of(head + b"data: " + orjson.dumps(data) + b"\n\n", version, kind)
 
     @classmethod
     def comment(cls, text: str) -> Frame:
@@ -39,6 +41,6 @@ class Frame:
         return cls.of(f"retry: {milliseconds}\n\n".encode())
 
     @classmethod
-    def of(cls, raw: bytes, version: int = 0) -> Frame:
+    def of(cls, raw: bytes, version: int = 0, kind: str = "") -> Frame:
         """Wrap already-encoded SSE bytes."""
-        return cls(raw, b"%x\r\n%b\r\n" % (len(raw), raw), version)
+        return cls(raw, b"%x\r\n%b\r\n" % (len(raw), raw), version, kind)

@@ -1,86 +1,91 @@
-"""Fan-out: each committed change is encoded once and offered to every subscribed feed."""
+"""Fan-out: each committed change is encoded once per kind of feed and offered to all."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
-from motia_sse.streams.store import Change, JsonObject
-
-ItemKey = tuple[str, str, str]
-
-
-def snapshot_frame(item_id: str, data: JsonObject, version: int) -> Frame:
-    """An item feed's snapshot: the data plus its id, the version in `id:`."""
-    return Frame.encode({**data, "id": item_id}, event_id=str(version), version=version)
+from motia_sse.streams.store import Change
+from motia_sse.streams.wire import FeedKind, change_frame, custom_frame
 
 
-def delete_frame(item_id: str, version: int | None) -> Frame:
-    """An item feed's `event: delete`; without a version when only the absence is known."""
-    event_id = None if version is None else str(version)
-    return Frame.encode({"id": item_id}, event="delete", event_id=event_id, version=version or 0)
+class Subscription(NamedTuple):
+    """One thing a feed watches: an item (`item` set) or a whole group (`item` None)."""
 
-
-def change_frame(change: Change) -> Frame:
-    """The item feed's event for a committed change."""
-    if change.data is None:
-        return delete_frame(change.id, change.version)
-    return snapshot_frame(change.id, change.data, change.version)
-
-
-def custom_frame(event_type: str, data: Any) -> Frame:
-    """An ephemeral event from `Stream.send`: `event: event`, never stored."""
-    return Frame.encode({"type": event_type, "data": data}, event="event")
+    kind: FeedKind
+    stream: str
+    group: str
+    item: str | None
 
 
 GroupKey = tuple[str, str]
+# Within a group: (kind, item id) for item subscriptions, (kind, None) for the group.
+Target = tuple[FeedKind, str | None]
 
 
 @attrs.define
 class Hub:
-    """Who listens to what, in this process: item feeds indexed by group, then item."""
+    """Who listens to what in this process, indexed by stream and group."""
 
-    _items: dict[GroupKey, dict[str, set[Feed]]] = attrs.field(factory=dict)
+    _groups: dict[GroupKey, dict[Target, set[Feed]]] = attrs.field(factory=dict)
 
-    def subscribe_item(self, key: ItemKey, feed: Feed) -> None:
-        """Offer `feed` every change of one item from now on."""
-        stream, group_id, item_id = key
-        self._items.setdefault((stream, group_id), {}).setdefault(item_id, set()).add(feed)
+    def subscribe(self, sub: Subscription, feed: Feed) -> None:
+        """Offer `feed` every change that `sub` covers, from now on."""
+        targets = self._groups.setdefault((sub.stream, sub.group), {})
+        targets.setdefault((sub.kind, sub.item), set()).add(feed)
 
-    def unsubscribe_item(self, key: ItemKey, feed: Feed) -> None:
+    def unsubscribe(self, sub: Subscription, feed: Feed) -> None:
         """Stop offering; forgets keys that no feed listens to any more."""
-        stream, group_id, item_id = key
-        group = self._items.get((stream, group_id))
-        feeds = group.get(item_id) if group is not None else None
-        if group is None or feeds is None:
+        targets = self._groups.get((sub.stream, sub.group))
+        feeds = targets.get((sub.kind, sub.item)) if targets is not None else None
+        if targets is None or feeds is None:
             return
         feeds.discard(feed)
         if not feeds:
-            del group[item_id]
-            if not group:
-                del self._items[(stream, group_id)]
+            del targets[(sub.kind, sub.item)]
+            if not targets:
+                del self._groups[(sub.stream, sub.group)]
 
-    def publish(self, change: Change) -> None:
-        """Offer a committed change to its subscribers, encoding it at most once."""
-        group = self._items.get((change.stream, change.group_id))
-        feeds = group.get(change.id) if group is not None else None
-        if feeds:
-            key = (change.stream, change.group_id, change.id)
-            frame = change_frame(change)
-            for feed in feeds:
-                feed.offer(key, frame)
+    def publish(self, change: Change, shared: bool = True) -> None:
+        """Offer a committed change to its subscribers, encoding once per kind of feed.
 
-    def send(self, stream: str, group_id: str, item_id: str | None, frame: Frame) -> None:
-        """Offer a custom event to the item's feeds, or to every item feed of the group."""
-        group = self._items.get((stream, group_id), {})
-        targets = group.get(item_id, set()) if item_id is not None else set().union(*group.values())
-        for feed in targets:
-            feed.offer_custom(frame)
+        `shared` is False for changes from a custom store (see `wire`)."""
+        targets = self._groups.get((change.stream, change.group_id))
+        if not targets:
+            return
+        for kind in FeedKind:
+            feeds = targets.get((kind, None if kind.watches_group else change.id))
+            if feeds:
+                frame = change_frame(kind, change, shared)
+                key = (kind, change.stream, change.group_id, change.id)
+                for feed in feeds:
+                    feed.offer(key, frame)
+
+    def send(self, stream: str, group_id: str, item_id: str | None, event_type: str,
+             data: Any) -> None:
+        """Offer a custom event to the feeds watching its item, its group, or (no item)
+        any item of the group; a feed watching several of them gets it once."""
+        targets = self._groups.get((stream, group_id))
+        if not targets:
+            return
+        reached: set[Feed] = set()
+        frames: dict[FeedKind, Frame] = {}
+        for (kind, target), feeds in targets.items():
+            if target is not None and item_id is not None and target != item_id:
+                continue
+            fresh = feeds - reached
+            if not fresh:
+                continue
+            if kind not in frames:
+                frames[kind] = custom_frame(kind, stream, group_id, item_id, event_type, data)
+            for feed in fresh:
+                feed.offer_custom(frames[kind])
+            reached |= fresh
 
     @property
     def subscriber_count(self) -> int:
-        """Item subscriptions held in this process."""
-        return sum(len(feeds) for group in self._items.values() for feeds in group.values())
+        """Subscriptions held in this process."""
+        return sum(len(feeds) for targets in self._groups.values() for feeds in targets.values())

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import attrs
 
-from motia_sse.streams.store import Change, ChangeKind, JsonObject, StoredItem
+from motia_sse.streams.store import (
+    Change,
+    ChangeKind,
+    GroupSnapshot,
+    JsonObject,
+    StoredItem,
+)
 
 
 @attrs.define
@@ -12,6 +18,7 @@ class MemoryStore:
     """Items in process memory; for tests and throwaway runs (`--store memory`)."""
 
     _groups: dict[tuple[str, str], dict[str, StoredItem]] = attrs.field(factory=dict)
+    _group_versions: dict[tuple[str, str], int] = attrs.field(factory=dict)
     _version: int = 0
 
     async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
@@ -20,9 +27,9 @@ class MemoryStore:
     async def set(self, stream: str, group_id: str, item_id: str, data: JsonObject) -> Change:
         group = self._groups.setdefault((stream, group_id), {})
         kind: ChangeKind = "update" if item_id in group else "create"
-        self._version += 1
-        group[item_id] = StoredItem(group_id, item_id, data, self._version)
-        return Change(stream, group_id, item_id, kind, self._version, data)
+        version = self._bump(stream, group_id)
+        group[item_id] = StoredItem(group_id, item_id, data, version)
+        return Change(stream, group_id, item_id, kind, version, data)
 
     async def delete(self, stream: str, group_id: str, item_id: str) -> Change | None:
         group = self._groups.get((stream, group_id))
@@ -30,12 +37,18 @@ class MemoryStore:
             return None
         if not group:
             del self._groups[(stream, group_id)]
-        self._version += 1
-        return Change(stream, group_id, item_id, "delete", self._version, None)
+        version = self._bump(stream, group_id)
+        return Change(stream, group_id, item_id, "delete", version, None)
 
-    async def get_group(self, stream: str, group_id: str) -> list[StoredItem]:
+    async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
         group = self._groups.get((stream, group_id), {})
-        return [group[k] for k in sorted(group)]
+        return GroupSnapshot([group[k] for k in sorted(group)],
+                             self._group_versions.get((stream, group_id), 0))
 
     async def close(self) -> None:
         self._groups.clear()
+
+    def _bump(self, stream: str, group_id: str) -> int:
+        self._version += 1
+        self._group_versions[(stream, group_id)] = self._version
+        return self._version

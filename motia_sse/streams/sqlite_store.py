@@ -8,7 +8,7 @@ from pathlib import Path
 
 import attrs
 
-from motia_sse.streams.store import Change, JsonObject, StoredItem
+from motia_sse.streams.store import Change, GroupSnapshot, JsonObject, StoredItem
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stream_items (
@@ -18,6 +18,12 @@ CREATE TABLE IF NOT EXISTS stream_items (
     data TEXT NOT NULL,
     version INTEGER NOT NULL,
     PRIMARY KEY (stream, group_id, item_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stream_groups (
+    stream TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (stream, group_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stream_meta (
     key TEXT PRIMARY KEY,
@@ -61,7 +67,7 @@ class SqliteStore:
         encoded = json.dumps(data, separators=(",", ":"))
         with self._db:
             self._db.execute("BEGIN")
-            version = self._bump()
+            version = self._bump(stream, group_id)
             existed = self._db.execute(
                 "UPDATE stream_items SET data = ?, version = ?"
                 " WHERE stream = ? AND group_id = ? AND item_id = ?",
@@ -84,26 +90,38 @@ class SqliteStore:
             ).rowcount
             if not deleted:
                 return None
-            version = self._bump()
+            version = self._bump(stream, group_id)
         self._version = version
         return Change(stream, group_id, item_id, "delete", version, None)
 
-    async def get_group(self, stream: str, group_id: str) -> list[StoredItem]:
-        rows = self._db.execute(
-            "SELECT item_id, data, version FROM stream_items"
-            " WHERE stream = ? AND group_id = ? ORDER BY item_id",
-            (stream, group_id),
-        ).fetchall()
-        return [StoredItem(group_id, r[0], json.loads(r[1]), r[2]) for r in rows]
+    async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
+        with self._db:
+            self._db.execute("BEGIN")  # one read transaction: items and version agree
+            rows = self._db.execute(
+                "SELECT item_id, data, version FROM stream_items"
+                " WHERE stream = ? AND group_id = ? ORDER BY item_id",
+                (stream, group_id),
+            ).fetchall()
+            version = self._db.execute(
+                "SELECT version FROM stream_groups WHERE stream = ? AND group_id = ?",
+                (stream, group_id),
+            ).fetchone()
+        items = [StoredItem(group_id, r[0], json.loads(r[1]), r[2]) for r in rows]
+        return GroupSnapshot(items, version[0] if version else 0)
 
     async def close(self) -> None:
         self._db.close()
 
-    def _bump(self) -> int:
+    def _bump(self, stream: str, group_id: str) -> int:
         version = self._version + 1
         self._db.execute(
             "INSERT INTO stream_meta VALUES ('version', ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (version,),
+        )
+        self._db.execute(
+            "INSERT INTO stream_groups VALUES (?, ?, ?)"
+            " ON CONFLICT (stream, group_id) DO UPDATE SET version = excluded.version",
+            (stream, group_id, version),
         )
         return version

@@ -33,6 +33,14 @@ class Change:
     data: JsonObject | None
 
 
+@attrs.frozen
+class GroupSnapshot:
+    """A group's items and the version of its last change (0 if it never had one)."""
+
+    items: list[StoredItem]
+    version: int
+
+
 class StreamStore(Protocol):
     """Keeps stream items; every change gets a version greater than any before it."""
 
@@ -48,8 +56,10 @@ class StreamStore(Protocol):
         """Remove the item; None if there was none."""
         ...
 
-    async def get_group(self, stream: str, group_id: str) -> list[StoredItem]:
-        """Every item of the group, ordered by id."""
+    async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
+        """Every item of the group, ordered by id, read together with the group's version.
+
+        The group's version is that of its newest change, deletes included."""
         ...
 
     async def close(self) -> None:

@@ -11,8 +11,8 @@ from motia_sse.config import StreamConfig
 from motia_sse.converter import converter, structure, unstructure
 from motia_sse.exceptions import ValidationError
 from motia_sse.ids import check_id
-from motia_sse.streams.hub import Hub, custom_frame
-from motia_sse.streams.store import JsonObject, StoredItem, StreamStore
+from motia_sse.streams.hub import Hub
+from motia_sse.streams.store import GroupSnapshot, JsonObject, StoredItem, StreamStore
 
 T = TypeVar("T")
 
@@ -72,6 +72,9 @@ class Stream(Generic[T]):
     config: StreamConfig
     _store: StreamStore
     _hub: Hub
+    # False for a custom store: its versions are its own, not comparable with the
+    # server store's, so a multiplexed reconnect resends its items rather than guess.
+    shared_versions: bool = True
 
     @property
     def name(self) -> str:
@@ -84,7 +87,7 @@ class Stream(Generic[T]):
         check_id("item id", id)
         typed = self._typed(data)
         change = await self._store.set(self.name, group_id, id, unstructure(typed))
-        self._hub.publish(change)
+        self._hub.publish(change, self.shared_versions)
         return StreamItem(self.name, group_id, id, typed, change.version)
 
     async def get(self, group_id: str, id: str) -> StreamItem[T] | None:
@@ -99,25 +102,29 @@ class Stream(Generic[T]):
                                           check_id("item id", id))
         if change is None:
             return False
-        self._hub.publish(change)
+        self._hub.publish(change, self.shared_versions)
         return True
 
     async def stored(self, group_id: str, id: str) -> StoredItem | None:
         """The item as stored (JSON data), for feeds that send it on as it is."""
         return await self._store.get(self.name, group_id, id)
 
+    async def stored_group(self, group_id: str) -> GroupSnapshot:
+        """The group as stored, with its version, for feeds."""
+        return await self._store.get_group(self.name, group_id)
+
     async def get_group(self, group_id: str) -> list[StreamItem[T]]:
         """Every item of the group, ordered by id."""
-        stored = await self._store.get_group(self.name, check_id("group id", group_id))
-        return [self._item(s) for s in stored]
+        snapshot = await self._store.get_group(self.name, check_id("group id", group_id))
+        return [self._item(s) for s in snapshot.items]
 
     async def send(self, channel: StreamChannel, event: StreamEvent) -> None:
         """Push an ephemeral event to the feeds open on `channel` now."""
         check_id("group id", channel.group_id)
         if channel.id is not None:
             check_id("item id", channel.id)
-        frame = custom_frame(event.type, unstructure(event.data))
-        self._hub.send(self.name, channel.group_id, channel.id, frame)
+        self._hub.send(self.name, channel.group_id, channel.id, event.type,
+                       unstructure(event.data))
 
     def _typed(self, data: T | Mapping[str, Any]) -> T:
         schema: type[T] = self.config.schema
