@@ -141,14 +141,19 @@ async def _initial(runtime: Runtime, sub: Subscription,
         return [(scope, sync_frame(sub.kind, sub.stream, sub.group, group, shared))]
     assert sub.item is not None
     item = await stream.stored(sub.group, sub.item)
-    if item is not None:
+    if item is not None and not item.deleted:
         if _is_current(sub.kind, item.version, last_seen, shared):
             return []
         return [(scope, item_frame(sub.kind, sub.stream, item, shared))]
     if last_seen is None:
         return []
-    # The client may have seen the item; it has gone since. Converge: say so.
-    return [(scope, gone_frame(sub.kind, sub.stream, sub.group, sub.item))]
+    if item is None and sub.kind.multiplexed and shared:
+        return []  # our stores keep tombstones: no tombstone, never existed
+    if item is not None and _is_current(sub.kind, item.version, last_seen, shared):
+        return []  # the client has seen the delete
+    # The client may have seen the item, which has gone since: say so.
+    version = 0 if item is None else item.version
+    return [(scope, gone_frame(sub.kind, sub.stream, sub.group, sub.item, version, shared))]
 
 
 def _is_current(kind: FeedKind, version: int, last_seen: str | None, shared: bool) -> bool:

@@ -98,7 +98,12 @@ async def test_last_event_id_resume(client: TestClient[Any, Any], open_feed: Ope
 
     await stream.delete("g3", "job")
     gone = await open_feed(url, **{"Last-Event-ID": str(newer.version)})
-    assert (await gone.next()).event == "delete"
+    delete = await gone.next()
+    assert delete.event == "delete"
+    assert delete.id is not None
+    assert int(delete.id) > newer.version
+    seen_delete = await open_feed(url, **{"Last-Event-ID": delete.id})
+    assert await seen_delete.silent_for(0.3), "a client that saw the delete gets nothing"
     never = await open_feed(url)
     assert await never.silent_for(0.3)
 

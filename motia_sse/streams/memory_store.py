@@ -26,23 +26,24 @@ class MemoryStore:
 
     async def set(self, stream: str, group_id: str, item_id: str, data: JsonObject) -> Change:
         group = self._groups.setdefault((stream, group_id), {})
-        kind: ChangeKind = "update" if item_id in group else "create"
+        previous = group.get(item_id)
+        kind: ChangeKind = "update" if previous and not previous.deleted else "create"
         version = self._bump(stream, group_id)
         group[item_id] = StoredItem(group_id, item_id, data, version)
         return Change(stream, group_id, item_id, kind, version, data)
 
     async def delete(self, stream: str, group_id: str, item_id: str) -> Change | None:
-        group = self._groups.get((stream, group_id))
-        if group is None or group.pop(item_id, None) is None:
+        group = self._groups.get((stream, group_id), {})
+        previous = group.get(item_id)
+        if previous is None or previous.deleted:
             return None
-        if not group:
-            del self._groups[(stream, group_id)]
         version = self._bump(stream, group_id)
+        group[item_id] = StoredItem(group_id, item_id, None, version)
         return Change(stream, group_id, item_id, "delete", version, None)
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
         group = self._groups.get((stream, group_id), {})
-        return GroupSnapshot([group[k] for k in sorted(group)],
+        return GroupSnapshot([group[k] for k in sorted(group) if not group[k].deleted],
                              self._group_versions.get((stream, group_id), 0))
 
     async def close(self) -> None:

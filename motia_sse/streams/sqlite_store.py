@@ -8,14 +8,20 @@ from pathlib import Path
 
 import attrs
 
-from motia_sse.streams.store import Change, GroupSnapshot, JsonObject, StoredItem
+from motia_sse.streams.store import (
+    Change,
+    ChangeKind,
+    GroupSnapshot,
+    JsonObject,
+    StoredItem,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stream_items (
     stream TEXT NOT NULL,
     group_id TEXT NOT NULL,
     item_id TEXT NOT NULL,
-    data TEXT NOT NULL,
+    data TEXT,  -- NULL: a tombstone, deleted at `version`
     version INTEGER NOT NULL,
     PRIMARY KEY (stream, group_id, item_id)
 ) WITHOUT ROWID;
@@ -61,7 +67,10 @@ class SqliteStore:
             " WHERE stream = ? AND group_id = ? AND item_id = ?",
             (stream, group_id, item_id),
         ).fetchone()
-        return None if row is None else StoredItem(group_id, item_id, json.loads(row[0]), row[1])
+        if row is None:
+            return None
+        data = None if row[0] is None else json.loads(row[0])
+        return StoredItem(group_id, item_id, data, row[1])
 
     async def set(self, stream: str, group_id: str, item_id: str, data: JsonObject) -> Change:
         encoded = json.dumps(data, separators=(",", ":"))
@@ -69,28 +78,31 @@ class SqliteStore:
             self._db.execute("BEGIN")
             version = self._bump(stream, group_id)
             existed = self._db.execute(
-                "UPDATE stream_items SET data = ?, version = ?"
+                "SELECT data IS NOT NULL FROM stream_items"
                 " WHERE stream = ? AND group_id = ? AND item_id = ?",
-                (encoded, version, stream, group_id, item_id),
-            ).rowcount
-            if not existed:
-                self._db.execute(
-                    "INSERT INTO stream_items VALUES (?, ?, ?, ?, ?)",
-                    (stream, group_id, item_id, encoded, version),
-                )
+                (stream, group_id, item_id),
+            ).fetchone()
+            self._db.execute(
+                "INSERT INTO stream_items VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET data = excluded.data, version = excluded.version",
+                (stream, group_id, item_id, encoded, version),
+            )
         self._version = version
-        return Change(stream, group_id, item_id, "update" if existed else "create", version, data)
+        kind: ChangeKind = "update" if existed and existed[0] else "create"
+        return Change(stream, group_id, item_id, kind, version, data)
 
     async def delete(self, stream: str, group_id: str, item_id: str) -> Change | None:
         with self._db:
             self._db.execute("BEGIN")
+            version = self._version + 1
             deleted = self._db.execute(
-                "DELETE FROM stream_items WHERE stream = ? AND group_id = ? AND item_id = ?",
-                (stream, group_id, item_id),
+                "UPDATE stream_items SET data = NULL, version = ?"
+                " WHERE stream = ? AND group_id = ? AND item_id = ? AND data IS NOT NULL",
+                (version, stream, group_id, item_id),
             ).rowcount
             if not deleted:
                 return None
-            version = self._bump(stream, group_id)
+            self._bump(stream, group_id)
         self._version = version
         return Change(stream, group_id, item_id, "delete", version, None)
 
@@ -99,7 +111,7 @@ class SqliteStore:
             self._db.execute("BEGIN")  # one read transaction: items and version agree
             rows = self._db.execute(
                 "SELECT item_id, data, version FROM stream_items"
-                " WHERE stream = ? AND group_id = ? ORDER BY item_id",
+                " WHERE stream = ? AND group_id = ? AND data IS NOT NULL ORDER BY item_id",
                 (stream, group_id),
             ).fetchall()
             version = self._db.execute(

@@ -12,12 +12,21 @@ JsonObject = dict[str, Any]
 
 @attrs.frozen
 class StoredItem:
-    """One item as stored: its JSON data and the version of its last change."""
+    """One item as stored: its JSON data and the version of its last change.
+
+    `data` is None for a tombstone: the item was deleted at `version`. Stores keep
+    tombstones so that a reconnecting feed can tell "deleted since you looked" from
+    "never existed"; a store that keeps none returns None for deleted items."""
 
     group_id: str
     id: str
-    data: JsonObject
+    data: JsonObject | None
     version: int
+
+    @property
+    def deleted(self) -> bool:
+        """Whether this is a tombstone."""
+        return self.data is None
 
 
 @attrs.frozen
@@ -45,7 +54,7 @@ class StreamStore(Protocol):
     """Keeps stream items; every change gets a version greater than any before it."""
 
     async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
-        """The item, or None."""
+        """The item, its tombstone, or None if it never existed."""
         ...
 
     async def set(self, stream: str, group_id: str, item_id: str, data: JsonObject) -> Change:
@@ -53,11 +62,12 @@ class StreamStore(Protocol):
         ...
 
     async def delete(self, stream: str, group_id: str, item_id: str) -> Change | None:
-        """Remove the item; None if there was none."""
+        """Remove the item (leaving a tombstone); None if there was none."""
         ...
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
-        """Every item of the group, ordered by id, read together with the group's version.
+        """Every live item of the group (no tombstones), ordered by id, read together
+        with the group's version.
 
         The group's version is that of its newest change, deletes included."""
         ...

@@ -94,7 +94,7 @@ class Stream(Generic[T]):
         """The item, or None."""
         stored = await self._store.get(self.name, check_id("group id", group_id),
                                        check_id("item id", id))
-        return None if stored is None else self._item(stored)
+        return None if stored is None or stored.deleted else self._item(stored)
 
     async def delete(self, group_id: str, id: str) -> bool:
         """Remove the item; feeds get `event: delete`. False if there was none."""
@@ -106,7 +106,7 @@ class Stream(Generic[T]):
         return True
 
     async def stored(self, group_id: str, id: str) -> StoredItem | None:
-        """The item as stored (JSON data), for feeds that send it on as it is."""
+        """The item or its tombstone as stored (JSON data), for feeds."""
         return await self._store.get(self.name, group_id, id)
 
     async def stored_group(self, group_id: str) -> GroupSnapshot:
@@ -116,7 +116,7 @@ class Stream(Generic[T]):
     async def get_group(self, group_id: str) -> list[StreamItem[T]]:
         """Every item of the group, ordered by id."""
         snapshot = await self._store.get_group(self.name, check_id("group id", group_id))
-        return [self._item(s) for s in snapshot.items]
+        return [self._item(s) for s in snapshot.items if not s.deleted]
 
     async def send(self, channel: StreamChannel, event: StreamEvent) -> None:
         """Push an ephemeral event to the feeds open on `channel` now."""

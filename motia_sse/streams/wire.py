@@ -66,6 +66,7 @@ def change_frame(kind: FeedKind, change: Change, shared: bool = True) -> Frame:
 
 def item_frame(kind: FeedKind, stream: str, item: StoredItem, shared: bool = True) -> Frame:
     """An item's current snapshot, as sent when a feed opens."""
+    assert item.data is not None, "a tombstone has no snapshot"
     data = _item(item.id, item.data)
     event_id = _event_id(kind, item.version, shared)
     if kind is FeedKind.ITEM:
@@ -74,18 +75,23 @@ def item_frame(kind: FeedKind, stream: str, item: StoredItem, shared: bool = Tru
     return Frame.encode(body, event="item", event_id=event_id, version=item.version)
 
 
-def gone_frame(kind: FeedKind, stream: str, group_id: str, item_id: str) -> Frame:
-    """`delete` for an item a reconnecting client saw and that has gone since."""
+def gone_frame(kind: FeedKind, stream: str, group_id: str, item_id: str, version: int = 0,
+               shared: bool = True) -> Frame:
+    """`delete` for an item a reconnecting client saw and that has gone since
+    (`version` is its tombstone's, 0 if the store keeps none)."""
+    event_id = _event_id(kind, version, shared)
     if kind is FeedKind.ITEM:
-        return Frame.encode({"id": item_id}, event="delete", kind="delete")
+        return Frame.encode({"id": item_id}, event="delete", event_id=event_id,
+                            version=version, kind="delete")
     body = {"stream": stream, "group": group_id, "id": item_id}
-    return Frame.encode(body, event="item-delete", kind="delete")
+    return Frame.encode(body, event="item-delete", event_id=event_id, version=version,
+                        kind="delete")
 
 
 def sync_frame(kind: FeedKind, stream: str, group_id: str, group: GroupSnapshot,
                shared: bool = True) -> Frame:
     """A group's full state: replaces whatever the client had."""
-    items = [_item(i.id, i.data) for i in group.items]
+    items = [_item(i.id, i.data) for i in group.items if i.data is not None]
     body: Any = {"stream": stream, "group": group_id, "items": items} if kind.multiplexed \
         else items
     return Frame.encode(body, event="sync", event_id=_event_id(kind, group.version, shared),

@@ -1,0 +1,76 @@
+"""The store protocol, the same on every store: versions, kinds, groups, tombstones."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from motia_sse.streams.memory_store import MemoryStore
+from motia_sse.streams.sqlite_store import SqliteStore
+from motia_sse.streams.store import StreamStore
+
+
+@pytest.fixture(name="store", params=["memory", "sqlite"])
+async def _store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StreamStore]:
+    """Each store kind, fresh."""
+    store: StreamStore = (MemoryStore() if request.param == "memory"
+                          else SqliteStore.open(tmp_path / "s.sqlite3"))
+    yield store
+    await store.close()
+
+
+async def test_versions_kinds_and_groups(store: StreamStore) -> None:
+    """Every change gets a greater version; create vs update; groups hold live items."""
+    a = await store.set("s", "g", "a", {"n": 1})
+    b = await store.set("s", "g", "b", {"n": 2})
+    a2 = await store.set("s", "g", "a", {"n": 3})
+    other = await store.set("s", "h", "a", {"n": 4})
+    assert [c.kind for c in (a, b, a2, other)] == ["create", "create", "update", "create"]
+    assert a.version < b.version < a2.version < other.version
+    group = await store.get_group("s", "g")
+    assert [(i.id, i.data, i.version) for i in group.items] == [
+        ("a", {"n": 3}, a2.version), ("b", {"n": 2}, b.version)]
+    assert group.version == a2.version
+    assert (await store.get_group("s", "none")).version == 0
+
+
+async def test_delete_leaves_a_tombstone(store: StreamStore) -> None:
+    """A delete is versioned, leaves a tombstone, bumps the group; set again is a create."""
+    await store.set("s", "g", "a", {"n": 1})
+    deleted = await store.delete("s", "g", "a")
+    assert deleted is not None
+    assert deleted.kind == "delete"
+    tombstone = await store.get("s", "g", "a")
+    assert tombstone is not None
+    assert tombstone.deleted
+    assert tombstone.version == deleted.version
+    group = await store.get_group("s", "g")
+    assert (group.items, group.version) == ([], deleted.version)
+    assert await store.delete("s", "g", "a") is None
+    assert await store.get("s", "g", "never") is None
+    again = await store.set("s", "g", "a", {"n": 2})
+    assert again.kind == "create"
+    assert again.version > deleted.version
+
+
+async def test_sqlite_keeps_items_and_versions_across_reopen(tmp_path: Path) -> None:
+    """Closing and reopening the file keeps items, tombstones and the version counter."""
+    path = tmp_path / "s.sqlite3"
+    first = SqliteStore.open(path)
+    await first.set("s", "g", "a", {"n": 1})
+    gone = await first.set("s", "g", "b", {"n": 2})
+    deleted = await first.delete("s", "g", "b")
+    await first.close()
+    second = SqliteStore.open(path)
+    item = await second.get("s", "g", "a")
+    assert item is not None
+    assert item.data == {"n": 1}
+    tombstone = await second.get("s", "g", "b")
+    assert tombstone is not None
+    assert tombstone.deleted
+    assert deleted is not None
+    assert (await second.get_group("s", "g")).version == deleted.version
+    assert (await second.set("s", "g", "c", {})).version > deleted.version > gone.version
+    await second.close()
