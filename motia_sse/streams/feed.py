@@ -101,6 +101,12 @@ class Feed:
         """Frames waiting for the client to read (bounded by what it watches)."""
         return len(self._pending)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes written to the socket that the client has not taken yet."""
+        transport = self._protocol.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
     async def pump(self) -> None:
         """Write queued frames as the client drains them, until the feed is closed."""
         while not self.closed:
