@@ -40,7 +40,7 @@ def create_app(settings: Settings, project: Project | None = None) -> web.Applic
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
-    runtime.worker.start()
+    await runtime.start()
     yield
     await runtime.close()
 

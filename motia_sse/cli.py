@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -12,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from motia_sse.app import create_app
+from motia_sse.backend import BackendUnavailable
 from motia_sse.config import ApiRouteConfig, Settings
 from motia_sse.exceptions import LoadErrors
 from motia_sse.loader import Project, load_project
@@ -45,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="where stream items live (default sqlite, under --data-dir)")
         sub.add_argument("--data-dir", type=Path, default=Path(".motia"),
                          help="folder for the SQLite store (default .motia/)")
+        sub.add_argument("--redis", metavar="URL", default=os.environ.get("REDIS_URL"),
+                         help="Redis for items, cross-process feeds and the event queue "
+                              "(default $REDIS_URL; unset: the embedded store)")
+        sub.add_argument("--redis-prefix", default="motia",
+                         help="prefix of every Redis key and channel (default motia)")
         sub.add_argument("--heartbeat", type=float, default=15.0,
                          help="seconds between heartbeat comments on idle feeds (default 15)")
         sub.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -56,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.log_format)
     settings = Settings(host=args.host, port=args.port, steps_dir=args.steps, store=args.store,
-                        data_dir=args.data_dir, heartbeat_interval=args.heartbeat)
+                        data_dir=args.data_dir, heartbeat_interval=args.heartbeat,
+                        redis_url=args.redis or None, redis_prefix=args.redis_prefix)
     try:
         project = load_project(settings.steps_dir)
     except LoadErrors as exc:
@@ -65,15 +73,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {error}", file=sys.stderr)
         return 1
     _announce(settings, project)
-    web.run_app(create_app(settings, project), host=settings.host, port=settings.port,
-                handler_cancellation=True, print=None, access_log=None)
+    try:
+        web.run_app(create_app(settings, project), host=settings.host, port=settings.port,
+                    handler_cancellation=True, print=None, access_log=None)
+    except BackendUnavailable as exc:
+        print(f"motia-sse: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _announce(settings: Settings, project: Project) -> None:
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+    store = f"redis {settings.redis_url}" if settings.redis_url else settings.store
     log.info("motia-sse %s serving %s on http://%s:%d (store: %s)", _version(),
-             settings.steps_dir, shown, settings.port, settings.store)
+             settings.steps_dir, shown, settings.port, store)
     for step in project.api_steps:
         assert isinstance(step.config, ApiRouteConfig)
         log.info("  route  %-6s %s  (%s)", step.config.method.upper(), step.config.path, step.name)

@@ -99,4 +99,15 @@ class Settings:
     max_concurrent_handlers: int = 64
     # Seconds shutdown waits for running handlers before cancelling them.
     shutdown_timeout: float = 10.0
+    # Tries of a failing event handler before its event is dead-lettered.
+    max_attempts: int = 3
+    # Seconds before the first retry of a failed event; doubles with each attempt.
+    retry_backoff: float = 0.5
+    # Redis queue: seconds an event may stay with a silent process before another
+    # process claims it. Keep it above your slowest handler's run time.
+    visibility_timeout: float = 60.0
     static_dir: Path | None = None
+    # Redis for items, feeds across processes and the event queue; None: embedded.
+    redis_url: str | None = None
+    # Prefix of every Redis key and channel, so that apps can share one Redis.
+    redis_prefix: str = "motia"

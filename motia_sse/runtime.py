@@ -8,16 +8,14 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from motia_sse.backend import Backend, open_backend
 from motia_sse.config import Settings
 from motia_sse.context import ContextFactory, Emitter, Streams
 from motia_sse.loader import Project
-from motia_sse.queue.memory import MemoryQueue
 from motia_sse.queue.worker import Worker
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Hub
-from motia_sse.streams.memory_store import MemoryStore
-from motia_sse.streams.sqlite_store import SqliteStore
 from motia_sse.streams.store import StreamStore
 from motia_sse.streams.stream import Stream
 
@@ -28,60 +26,63 @@ class Runtime:
 
     settings: Settings
     project: Project
-    store: StreamStore
+    backend: Backend
     custom_stores: list[StreamStore]
     hub: Hub
     streams: Streams
-    queue: MemoryQueue
     contexts: ContextFactory
     worker: Worker
     retry_frame: Frame
-    feeds: set[Feed] = attrs.field(factory=set)
+    feeds: set[Feed]
     api_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set)
 
+    async def start(self) -> None:
+        """Connect the backend, then start taking events."""
+        await self.backend.start()
+        self.worker.start()
+
     async def close(self) -> None:
-        """Stop handlers (waiting up to the shutdown timeout), then release the stores."""
+        """Stop handlers (waiting up to the shutdown timeout), then release everything."""
         await self.worker.stop(self.settings.shutdown_timeout)
         if self.api_tasks:
             await asyncio.wait(set(self.api_tasks), timeout=self.settings.shutdown_timeout)
-        await self.queue.close()
-        for store in [self.store, *self.custom_stores]:
+        for store in self.custom_stores:
             await store.close()
+        await self.backend.close()
 
     def close_feeds(self) -> None:
-        """End every open feed now, so shutdown does not wait out its timeout."""
-        for feed in list(self.feeds):
-            feed.close()
+        """End every open feed now; their clients reconnect (or, on shutdown, go)."""
+        close_all(self.feeds)
+
+
+def close_all(feeds: set[Feed]) -> None:
+    """End every feed in `feeds`."""
+    for feed in list(feeds):
+        feed.close()
 
 
 RUNTIME = web.AppKey("motia_sse.runtime", Runtime)
 
 
-def open_store(settings: Settings) -> StreamStore:
-    """The server's default store, as the settings choose."""
-    if settings.store == "memory":
-        return MemoryStore()
-    return SqliteStore.open(settings.data_dir / "streams.sqlite3")
-
-
 def build_runtime(settings: Settings, project: Project) -> Runtime:
-    """Wire store, hub, streams, queue and worker for `project`."""
-    store = open_store(settings)
+    """Wire backend, hub, streams and worker for `project`."""
     hub = Hub()
+    feeds: set[Feed] = set()
+    backend = open_backend(settings, hub, [s.name for s in project.event_steps],
+                           lambda: close_all(feeds))
     streams: dict[str, Stream[Any]] = {}
     custom: list[StreamStore] = []
     for loaded in project.streams:
         base = loaded.config.base_config
         if base.storage_type == "custom" and base.factory is not None:
             custom.append(base.factory())
-            streams[loaded.config.name] = Stream(loaded.config, custom[-1], hub,
+            streams[loaded.config.name] = Stream(loaded.config, custom[-1], backend.fanout,
                                                  shared_versions=False)
         else:
-            streams[loaded.config.name] = Stream(loaded.config, store, hub)
-    queue = MemoryQueue()
+            streams[loaded.config.name] = Stream(loaded.config, backend.store, backend.fanout)
     accessor = Streams(streams)
-    contexts = ContextFactory(accessor, Emitter(project, queue))
-    worker = Worker(queue, {s.name: s for s in project.event_steps}, contexts,
+    contexts = ContextFactory(accessor, Emitter(project, backend.queue))
+    worker = Worker(backend.queue, {s.name: s for s in project.event_steps}, contexts,
                     settings.max_concurrent_handlers)
-    return Runtime(settings, project, store, custom, hub, accessor, queue, contexts, worker,
-                   Frame.retry(settings.retry_ms))
+    return Runtime(settings, project, backend, custom, hub, accessor, contexts, worker,
+                   Frame.retry(settings.retry_ms), feeds)

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from motia_sse.streams.memory_store import MemoryStore
+from motia_sse.streams.redis_store import RedisStore
 from motia_sse.streams.sqlite_store import SqliteStore
 from motia_sse.streams.store import StreamStore
+from tests.conftest import RedisServer
 
 
-@pytest.fixture(name="store", params=["memory", "sqlite"])
+@pytest.fixture(name="store", params=["memory", "sqlite", "redis"])
 async def _store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StreamStore]:
     """Each store kind, fresh."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        redis = Redis.from_url(server.url)
+        yield RedisStore(redis, f"test-{uuid.uuid4().hex}")
+        await redis.aclose()
+        return
     store: StreamStore = (MemoryStore() if request.param == "memory"
                           else SqliteStore.open(tmp_path / "s.sqlite3"))
     yield store

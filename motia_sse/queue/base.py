@@ -15,17 +15,60 @@ class Delivery:
     topic: str
     data: Any
     trace_id: str
+    # 1 on the first try; the queue counts retries.
+    attempt: int = 1
+    # The queue's handle on this delivery (a Redis stream entry id, ...).
+    receipt: Any = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen
+class DeadLetter:
+    """A delivery that failed every attempt, kept for inspection."""
+
+    step: str
+    topic: str
+    data: Any
+    trace_id: str
+    attempts: int
+    error: str
+    failed_at: float
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How often a failing handler is tried, and how long to wait in between."""
+
+    max_attempts: int = 3
+    # Seconds before the first retry; doubles each time.
+    backoff: float = 0.5
+    max_backoff: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt`."""
+        return float(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
 
 
 class EventQueue(Protocol):
-    """Carries deliveries from `emit` to the worker."""
+    """Carries deliveries from `emit` to the workers, at least once."""
 
     async def put(self, delivery: Delivery) -> None:
         """Enqueue; returns once the delivery is accepted."""
         ...
 
     async def get(self) -> Delivery:
-        """Wait for the next delivery."""
+        """Wait for the next delivery; it stays the caller's until ack or fail."""
+        ...
+
+    async def ack(self, delivery: Delivery) -> None:
+        """The delivery was handled (or dropped on purpose): forget it."""
+        ...
+
+    async def fail(self, delivery: Delivery, error: str) -> None:
+        """The handler failed: retry later, or dead-letter after the last attempt."""
+        ...
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters first."""
         ...
 
     async def close(self) -> None:

@@ -54,13 +54,21 @@ class Worker:
         return len(self._running)
 
     async def _dispatch(self) -> None:
+        delay = 0.1
         while True:
             await self._slots.acquire()
             try:
                 delivery = await self._queue.get()
+            except Exception as exc:  # the queue's server is away; keep trying
+                self._slots.release()
+                log.warning("cannot take events (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
             except BaseException:
                 self._slots.release()
                 raise
+            delay = 0.1
             name = f"{delivery.step}:{delivery.trace_id}"
             task = asyncio.create_task(self._run(delivery), name=name)
             self._running.add(task)
@@ -71,10 +79,23 @@ class Worker:
         self._slots.release()
 
     async def _run(self, delivery: Delivery) -> None:
+        try:
+            await self._settle(delivery, await self._handle(delivery))
+        except Exception:  # the queue's server is away: the delivery is redelivered later
+            log.exception("cannot settle event %r for %r", delivery.topic, delivery.step)
+
+    async def _settle(self, delivery: Delivery, error: str | None) -> None:
+        if error is None:
+            await self._queue.ack(delivery)
+        else:
+            await self._queue.fail(delivery, error)
+
+    async def _handle(self, delivery: Delivery) -> str | None:
+        """Run the step's handler; the error to retry on, or None when done (or dropped)."""
         step = self._steps.get(delivery.step)
         if step is None:
             log.error("dropped event %r for unknown step %r", delivery.topic, delivery.step)
-            return
+            return None
         ctx = self._contexts(step, delivery.trace_id)
         schema = getattr(step.config, "input", None)
         try:
@@ -82,8 +103,11 @@ class Worker:
                 delivery.data, schema, f"input for step {step.name!r}")
         except ValidationError as exc:
             ctx.logger.error(f"dropped event {delivery.topic!r}: {exc.error}", details=exc.details)
-            return
+            return None
         try:
             await step.handler(data, ctx)
-        except Exception:
-            ctx.logger.exception(f"handler failed on event {delivery.topic!r} ({step.path})")
+        except Exception as exc:
+            ctx.logger.exception(f"handler failed on event {delivery.topic!r} ({step.path})",
+                                 attempt=delivery.attempt)
+            return f"{type(exc).__name__}: {exc}"
+        return None

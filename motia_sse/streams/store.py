@@ -51,7 +51,11 @@ class GroupSnapshot:
 
 
 class StreamStore(Protocol):
-    """Keeps stream items; every change gets a version greater than any before it."""
+    """Keeps stream items; every change gets a version greater than any before it.
+
+    A store may set `announces_changes = True` if it delivers every committed change
+    to all server processes itself (as the Redis store does, atomically with the
+    write); otherwise the stream hands each change to the fan-out."""
 
     async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
         """The item, its tombstone, or None if it never existed."""

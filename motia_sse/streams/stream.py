@@ -11,8 +11,8 @@ from motia_sse.config import StreamConfig
 from motia_sse.converter import converter, structure, unstructure
 from motia_sse.exceptions import ValidationError
 from motia_sse.ids import check_id
-from motia_sse.streams.hub import Hub
-from motia_sse.streams.store import GroupSnapshot, JsonObject, StoredItem, StreamStore
+from motia_sse.streams.fanout import Fanout
+from motia_sse.streams.store import Change, GroupSnapshot, JsonObject, StoredItem, StreamStore
 
 T = TypeVar("T")
 
@@ -71,10 +71,15 @@ class Stream(Generic[T]):
 
     config: StreamConfig
     _store: StreamStore
-    _hub: Hub
+    _fanout: Fanout
     # False for a custom store: its versions are its own, not comparable with the
     # server store's, so a multiplexed reconnect resends its items rather than guess.
     shared_versions: bool = True
+    # A store that announces its own changes (Redis, atomically with the write).
+    _store_announces: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._store_announces = bool(getattr(self._store, "announces_changes", False))
 
     @property
     def name(self) -> str:
@@ -87,7 +92,7 @@ class Stream(Generic[T]):
         check_id("item id", id)
         typed = self._typed(data)
         change = await self._store.set(self.name, group_id, id, unstructure(typed))
-        self._hub.publish(change, self.shared_versions)
+        await self._announce(change)
         return StreamItem(self.name, group_id, id, typed, change.version)
 
     async def get(self, group_id: str, id: str) -> StreamItem[T] | None:
@@ -102,7 +107,7 @@ class Stream(Generic[T]):
                                           check_id("item id", id))
         if change is None:
             return False
-        self._hub.publish(change, self.shared_versions)
+        await self._announce(change)
         return True
 
     async def stored(self, group_id: str, id: str) -> StoredItem | None:
@@ -123,8 +128,12 @@ class Stream(Generic[T]):
         check_id("group id", channel.group_id)
         if channel.id is not None:
             check_id("item id", channel.id)
-        self._hub.send(self.name, channel.group_id, channel.id, event.type,
-                       unstructure(event.data))
+        await self._fanout.send(self.name, channel.group_id, channel.id, event.type,
+                                unstructure(event.data))
+
+    async def _announce(self, change: Change) -> None:
+        if not self._store_announces:
+            await self._fanout.changed(change, self.shared_versions)
 
     def _typed(self, data: T | Mapping[str, Any]) -> T:
         schema: type[T] = self.config.schema

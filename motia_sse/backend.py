@@ -1,0 +1,75 @@
+"""Where state lives: the embedded default (SQLite or memory, in process) or Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from motia_sse.config import Settings
+from motia_sse.exceptions import MotiaError
+from motia_sse.queue.base import EventQueue, RetryPolicy
+from motia_sse.queue.memory import MemoryQueue
+from motia_sse.queue.redis_queue import RedisQueue
+from motia_sse.streams.fanout import Fanout, LocalFanout
+from motia_sse.streams.hub import Hub
+from motia_sse.streams.memory_store import MemoryStore
+from motia_sse.streams.redis_fanout import RedisFanout
+from motia_sse.streams.redis_store import RedisStore
+from motia_sse.streams.sqlite_store import SqliteStore
+from motia_sse.streams.store import StreamStore
+
+
+class BackendUnavailable(MotiaError):
+    """The configured Redis cannot be reached at start-up."""
+
+
+@attrs.define
+class Backend:
+    """The store, fan-out and queue one server uses, and what they hold open."""
+
+    store: StreamStore
+    fanout: Fanout
+    queue: EventQueue
+    redis: Redis | None = None
+    redis_url: str | None = None
+
+    async def start(self) -> None:
+        """Connect; raise BackendUnavailable with the address if Redis does not answer."""
+        if self.redis is None:
+            return
+        try:
+            await self.redis.ping()
+            if isinstance(self.fanout, RedisFanout):
+                await self.fanout.start()
+        except (RedisError, OSError) as exc:
+            raise BackendUnavailable(f"cannot reach Redis at {self.redis_url}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Release connections and files."""
+        if isinstance(self.fanout, RedisFanout):
+            await self.fanout.stop()
+        await self.queue.close()
+        await self.store.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+def open_backend(settings: Settings, hub: Hub, event_steps: list[str],
+                 on_gap: Callable[[], None]) -> Backend:
+    """The backend the settings choose: Redis when `redis_url` is set."""
+    policy = RetryPolicy(settings.max_attempts, settings.retry_backoff)
+    if settings.redis_url:
+        redis: Redis = Redis.from_url(settings.redis_url, health_check_interval=10,
+                                      socket_connect_timeout=5)
+        prefix = settings.redis_prefix
+        return Backend(RedisStore(redis, prefix), RedisFanout(redis, hub, prefix, on_gap),
+                       RedisQueue(redis, prefix, event_steps, policy,
+                                  settings.visibility_timeout),
+                       redis, settings.redis_url)
+    store: Any = (MemoryStore() if settings.store == "memory"
+                  else SqliteStore.open(settings.data_dir / "streams.sqlite3"))
+    return Backend(store, LocalFanout(hub), MemoryQueue(policy))

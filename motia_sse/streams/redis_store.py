@@ -1,0 +1,121 @@
+"""Stream items in Redis, shared by every server process.
+
+Each group is a hash `<prefix>:items:<stream>:<group>` of item id -> "<version>|<json>"
+("<version>|" is a tombstone); `<prefix>:gv:<stream>:<group>` holds the group's version
+and `<prefix>:version` the one counter all versions come from. A Lua script writes the
+item, bumps the counters and publishes the change in one step, so every process sees
+changes in version order and none can be missed between a write and its announcement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import orjson
+from redis.asyncio import Redis
+
+from motia_sse.streams.store import Change, ChangeKind, GroupSnapshot, JsonObject, StoredItem
+
+_SET = """
+local version = redis.call('INCR', KEYS[3])
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local kind = 'create'
+if old and string.sub(old, -1) ~= '|' then kind = 'update' end
+redis.call('HSET', KEYS[1], ARGV[1], version .. '|' .. ARGV[2])
+redis.call('SET', KEYS[2], version)
+redis.call('PUBLISH', ARGV[3],
+    ARGV[4] .. ',"v":' .. version .. ',"k":"' .. kind .. '","d":' .. ARGV[2] .. '}')
+return {version, kind}
+"""
+
+_DELETE = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if (not old) or string.sub(old, -1) == '|' then return false end
+local version = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], ARGV[1], version .. '|')
+redis.call('SET', KEYS[2], version)
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"v":' .. version .. ',"k":"delete","d":null}')
+return version
+"""
+
+
+def changes_channel(prefix: str) -> str:
+    """The pub/sub channel every committed change is announced on."""
+    return f"{prefix}:changes"
+
+
+def decode_change(message: bytes) -> tuple[Change, bool]:
+    """A change as the store's script announced it, and whether its version is shared."""
+    m = orjson.loads(message)
+    return Change(m["s"], m["g"], m["i"], m["k"], m["v"], m["d"]), m["x"]
+
+
+def encode_change(change: Change, shared: bool) -> bytes:
+    """The same announcement, for changes of custom stores published from Python."""
+    return orjson.dumps({"s": change.stream, "g": change.group_id, "i": change.id,
+                         "x": shared, "v": change.version, "k": change.kind, "d": change.data})
+
+
+def _parse(group_id: str, item_id: str, value: bytes | str) -> StoredItem:
+    # The connection returns bytes (no decode_responses); redis-py's types allow str.
+    raw = value.encode() if isinstance(value, str) else value
+    version, _, data = raw.partition(b"|")
+    return StoredItem(group_id, item_id, orjson.loads(data) if data else None, int(version))
+
+
+@attrs.define
+class RedisStore:
+    """Items, versions and change announcements in one Redis."""
+
+    _redis: Redis
+    _prefix: str = "motia"
+    announces_changes: bool = True
+    _set: Any = attrs.field(init=False)
+    _delete: Any = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._set = self._redis.register_script(_SET)
+        self._delete = self._redis.register_script(_DELETE)
+
+    def _keys(self, stream: str, group_id: str) -> list[str]:
+        # Stream names are identifiers (no ':'), so these keys cannot collide.
+        return [f"{self._prefix}:items:{stream}:{group_id}",
+                f"{self._prefix}:gv:{stream}:{group_id}", f"{self._prefix}:version"]
+
+    def _head(self, stream: str, group_id: str, item_id: str) -> bytes:
+        # The announcement's JSON up to the parts only the script knows.
+        return orjson.dumps({"s": stream, "g": group_id, "i": item_id, "x": True})[:-1]
+
+    async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
+        value = await self._redis.hget(self._keys(stream, group_id)[0], item_id)
+        return None if value is None else _parse(group_id, item_id, value)
+
+    async def set(self, stream: str, group_id: str, item_id: str, data: JsonObject) -> Change:
+        version, kind = await self._set(
+            keys=self._keys(stream, group_id),
+            args=[item_id, orjson.dumps(data), changes_channel(self._prefix),
+                  self._head(stream, group_id, item_id)])
+        change_kind: ChangeKind = "create" if kind == b"create" else "update"
+        return Change(stream, group_id, item_id, change_kind, int(version), data)
+
+    async def delete(self, stream: str, group_id: str, item_id: str) -> Change | None:
+        version = await self._delete(
+            keys=self._keys(stream, group_id),
+            args=[item_id, b"", changes_channel(self._prefix),
+                  self._head(stream, group_id, item_id)])
+        if version is None:
+            return None
+        return Change(stream, group_id, item_id, "delete", int(version), None)
+
+    async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
+        items_key, version_key, _ = self._keys(stream, group_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(items_key)
+            pipe.get(version_key)
+            values, version = await pipe.execute()
+        items = [_parse(group_id, k.decode(), v) for k, v in sorted(values.items())]
+        return GroupSnapshot([i for i in items if not i.deleted], int(version or 0))
+
+    async def close(self) -> None:
+        """The connection belongs to the runtime, which closes it."""
