@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
                               "(default $REDIS_URL; unset: the embedded store)")
         sub.add_argument("--redis-prefix", default="motia",
                          help="prefix of every Redis key and channel (default motia)")
+        sub.add_argument("--max-attempts", type=int, default=3,
+                         help="tries of a failing event handler before dead-lettering (3)")
+        sub.add_argument("--retry-backoff", type=float, default=0.5,
+                         help="seconds before the first retry; doubles each time (0.5)")
+        sub.add_argument("--visibility-timeout", type=float, default=60.0,
+                         help="Redis: seconds before another process claims the event of "
+                              "a silent one (60)")
         sub.add_argument("--heartbeat", type=float, default=15.0,
                          help="seconds between heartbeat comments on idle feeds (default 15)")
         sub.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -64,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_format)
     settings = Settings(host=args.host, port=args.port, steps_dir=args.steps, store=args.store,
                         data_dir=args.data_dir, heartbeat_interval=args.heartbeat,
-                        redis_url=args.redis or None, redis_prefix=args.redis_prefix)
+                        redis_url=args.redis or None, redis_prefix=args.redis_prefix,
+                        max_attempts=args.max_attempts, retry_backoff=args.retry_backoff,
+                        visibility_timeout=args.visibility_timeout)
     try:
         project = load_project(settings.steps_dir)
     except LoadErrors as exc:

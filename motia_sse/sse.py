@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from motia_sse.runtime import RUNTIME, Runtime
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Subscription
+from motia_sse.streams.stream import Stream
 from motia_sse.streams.wire import FeedKind, gone_frame, item_frame, sync_frame
 
 
@@ -103,6 +105,9 @@ def _subscription(runtime: Runtime, kind: FeedKind, stream: str, group: str,
 async def _serve(request: web.Request, runtime: Runtime,
                  subs: list[Subscription]) -> web.StreamResponse:
     response = EventSourceResponse(ping_interval=runtime.settings.heartbeat_interval)
+    if request.version < (1, 1):
+        # Without chunked encoding only closing the connection can end the feed.
+        response.headers["Connection"] = "close"
     writer = await response.prepare(request)
     assert writer is not None
     feed = Feed(request.protocol, writer, request.version >= (1, 1))
@@ -134,6 +139,8 @@ async def _initial(runtime: Runtime, sub: Subscription,
     stream = runtime.streams[sub.stream]
     shared = stream.shared_versions
     scope = tuple(sub)
+    if last_seen is not None and sub.kind.multiplexed and not _in_history(stream, last_seen):
+        shared = False  # the client's mark predates what the store knows: resend all
     if sub.kind.watches_group:
         group = await stream.stored_group(sub.group)
         if _is_current(sub.kind, group.version, last_seen, shared):
@@ -154,6 +161,10 @@ async def _initial(runtime: Runtime, sub: Subscription,
     # The client may have seen the item, which has gone since: say so.
     version = 0 if item is None else item.version
     return [(scope, gone_frame(sub.kind, sub.stream, sub.group, sub.item, version, shared))]
+
+
+def _in_history(stream: Stream[Any], last_seen: str) -> bool:
+    return last_seen.isdigit() and int(last_seen) >= stream.history_starts
 
 
 def _is_current(kind: FeedKind, version: int, last_seen: str | None, shared: bool) -> bool:

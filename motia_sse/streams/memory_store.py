@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import attrs
 
 from motia_sse.streams.store import (
@@ -19,7 +21,15 @@ class MemoryStore:
 
     _groups: dict[tuple[str, str], dict[str, StoredItem]] = attrs.field(factory=dict)
     _group_versions: dict[tuple[str, str], int] = attrs.field(factory=dict)
-    _version: int = 0
+    # Versions start at the clock (microseconds), so that a restarted process never
+    # reuses a version a client saw from the one before it.
+    _version: int = attrs.field(factory=lambda: time.time_ns() // 1000)
+    # Versions below this were never this store's: a client that saw one saw a
+    # previous process, whose items are gone, and must get the whole state again.
+    history_starts: int = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.history_starts = self._version + 1
 
     async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
         return self._groups.get((stream, group_id), {}).get(item_id)

@@ -55,7 +55,9 @@ class StreamStore(Protocol):
 
     A store may set `announces_changes = True` if it delivers every committed change
     to all server processes itself (as the Redis store does, atomically with the
-    write); otherwise the stream hands each change to the fan-out."""
+    write); otherwise the stream hands each change to the fan-out. A store whose
+    history does not reach back to version 1 (one that forgets on restart) sets
+    `history_starts` to its first version."""
 
     async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
         """The item, its tombstone, or None if it never existed."""

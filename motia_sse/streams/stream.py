@@ -82,6 +82,11 @@ class Stream(Generic[T]):
         self._store_announces = bool(getattr(self._store, "announces_changes", False))
 
     @property
+    def history_starts(self) -> int:
+        """The first version the store still knows about (0: all of them)."""
+        return int(getattr(self._store, "history_starts", 0))
+
+    @property
     def name(self) -> str:
         """The stream's name, as in its feed URLs."""
         return self.config.name

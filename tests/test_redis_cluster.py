@@ -1,0 +1,256 @@
+"""Several server processes on one Redis act as one: feeds, events, failures, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from motia_sse.queue.base import RetryPolicy
+from motia_sse.queue.redis_queue import RedisQueue
+from tests.conftest import RedisServer, ServerProcess
+from tests.sse_parse import SseEvent, SseReader
+
+MakeServer = Callable[..., ServerProcess]
+
+STEPS = {
+    "cluster_stream.py": '''
+import attrs
+from motia_sse import StreamConfig
+
+@attrs.frozen
+class Cell:
+    value: int
+    pid: int = 0
+
+config = StreamConfig(name="cells", schema=Cell)
+''',
+    "set_api_step.py": '''
+import os
+import attrs
+from cluster_stream import Cell
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+@attrs.frozen
+class Value:
+    value: int
+
+config = ApiRouteConfig(name="SetCell", path="/cells/{group}/{id}", method="PUT",
+                        body_schema=Value)
+
+async def handler(req: ApiRequest[Value], ctx: FlowContext) -> ApiResponse:
+    item = await ctx.streams.cells.set(req.path_params["group"], req.path_params["id"],
+                                       Cell(value=req.body.value, pid=os.getpid()))
+    return ApiResponse(status=200, body={"version": item.version})
+''',
+    "emit_api_step.py": '''
+import attrs
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+@attrs.frozen
+class Work:
+    n: int
+    mode: str = "ok"
+
+config = ApiRouteConfig(name="Emit", path="/work", method="POST", body_schema=Work,
+                        emits=["work"])
+
+async def handler(req: ApiRequest[Work], ctx: FlowContext) -> ApiResponse:
+    await ctx.emit("work", req.body)
+    return ApiResponse(status=202, body={})
+''',
+    "work_step.py": '''
+import asyncio
+import os
+import uuid
+from cluster_stream import Cell
+from emit_api_step import Work
+from motia_sse import EventConfig, FlowContext
+
+config = EventConfig(name="DoWork", subscribes=["work"], input=Work)
+
+async def handler(input: Work, ctx: FlowContext) -> None:
+    if input.mode == "fail":
+        raise RuntimeError(f"work {input.n} always fails")
+    if input.mode == "slow" and os.environ.get("SLOW_WORKER"):
+        await ctx.streams.cells.set("started", str(input.n), Cell(value=input.n, pid=os.getpid()))
+        await asyncio.sleep(3600)
+    await ctx.streams.cells.set("runs", f"{input.n}-{uuid.uuid4().hex}",
+                                Cell(value=input.n, pid=os.getpid()))
+''',
+}
+
+
+@pytest.fixture(name="cluster")
+def _cluster(tmp_path: Path, redis_server: RedisServer,
+             server_process: MakeServer) -> Callable[..., ServerProcess]:
+    """Start server processes of the test steps, all on one Redis under one prefix."""
+    steps = tmp_path / "cluster_steps"
+    steps.mkdir()
+    for name, source in STEPS.items():
+        (steps / name).write_text(source)
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+
+    def start(redis_url: str = redis_server.url, **env: str) -> ServerProcess:
+        return server_process(
+            "--steps", str(steps), "--redis", redis_url, "--redis-prefix", prefix,
+            "--visibility-timeout", "1", "--retry-backoff", "0.05", "--max-attempts", "3",
+            "--heartbeat", "0.5", env=env).start()
+
+    start.prefix = prefix  # type: ignore[attr-defined]
+    return start
+
+
+@pytest.fixture(name="session")
+async def _session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def put(session: aiohttp.ClientSession, server: ServerProcess, group: str, item: str,
+              value: int) -> int:
+    """Set a cell through a server's API step; returns the item's version."""
+    response = await session.put(f"{server.url}/cells/{group}/{item}", json={"value": value})
+    assert response.status == 200, await response.text()
+    version: int = (await response.json())["version"]
+    return version
+
+
+async def group_items(session: aiohttp.ClientSession, server: ServerProcess,
+                      group: str) -> list[dict[str, Any]]:
+    """A group's items, read from its feed's opening sync."""
+    async with session.get(f"{server.url}/streams/cells/{group}") as response:
+        sync = await SseReader(response).next()
+    items: list[dict[str, Any]] = sync.json()
+    return items
+
+
+async def test_writes_on_one_reach_feeds_on_the_other(
+    cluster: Callable[..., ServerProcess], session: aiohttp.ClientSession
+) -> None:
+    """A client of B sees, in order and with their versions, what A set; it resumes on A."""
+    a, b = cluster(), cluster()
+    await put(session, a, "g", "x", 0)
+    async with session.get(f"{b.url}/streams/cells/g/x") as response:
+        feed = SseReader(response)
+        assert (await feed.next()).json()["value"] == 0
+        versions = [await put(session, a, "g", "x", n) for n in range(1, 21)]
+        events = [await feed.next() for _ in range(20)]
+    assert [e.json()["value"] for e in events] == list(range(1, 21))
+    assert [int(e.id or 0) for e in events] == versions
+    last = events[-1].id or ""
+
+    # Reconnect to the other process with Last-Event-ID: nothing new, then only news.
+    async with session.get(f"{a.url}/streams/cells/g/x",
+                           headers={"Last-Event-ID": last}) as response:
+        resumed = SseReader(response)
+        assert await resumed.silent_for(0.5)
+        await put(session, b, "g", "x", 99)
+        assert (await resumed.next()).json()["value"] == 99
+
+
+async def test_each_event_handled_once_across_processes(
+    cluster: Callable[..., ServerProcess], session: aiohttp.ClientSession
+) -> None:
+    """Events emitted on both processes are each handled exactly once, by either."""
+    a, b = cluster(), cluster()
+    for n in range(30):
+        response = await session.post(f"{(a, b)[n % 2].url}/work", json={"n": n})
+        assert response.status == 202
+    async with asyncio.timeout(20):
+        while len(runs := await group_items(session, a, "runs")) < 30:
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # past the visibility timeout: no late duplicate either
+    runs = await group_items(session, b, "runs")
+    assert sorted(r["value"] for r in runs) == list(range(30))
+
+
+async def test_killed_worker_event_is_retried_elsewhere(
+    cluster: Callable[..., ServerProcess], session: aiohttp.ClientSession
+) -> None:
+    """A process killed mid-handler: another claims the event and finishes it."""
+    doomed = cluster(SLOW_WORKER="1")
+    await session.post(f"{doomed.url}/work", json={"n": 7, "mode": "slow"})
+    async with asyncio.timeout(10):
+        while not await group_items(session, doomed, "started"):
+            await asyncio.sleep(0.05)
+    survivor = cluster()
+    doomed.stop(signal.SIGKILL)
+    async with asyncio.timeout(20):
+        while not (runs := await group_items(session, survivor, "runs")):
+            await asyncio.sleep(0.1)
+    assert [r["value"] for r in runs] == [7]
+    assert runs[0]["pid"] == survivor.process.pid if survivor.process else False
+
+
+async def test_always_failing_handler_is_dead_lettered(
+    cluster: Callable[..., ServerProcess], session: aiohttp.ClientSession,
+    redis_server: RedisServer,
+) -> None:
+    """After max_attempts failures the event is in the dead letters, with its error."""
+    a = cluster()
+    await session.post(f"{a.url}/work", json={"n": 5, "mode": "fail"})
+    redis = Redis.from_url(redis_server.url)
+    queue = RedisQueue(redis, cluster.prefix, ["DoWork"], RetryPolicy())  # type: ignore[attr-defined]
+    async with asyncio.timeout(15):
+        while not (dead := await queue.dead_letters()):
+            await asyncio.sleep(0.1)
+    await redis.aclose()
+    [letter] = dead
+    assert (letter.step, letter.topic, letter.data) == ("DoWork", "work", {"n": 5, "mode": "fail"})
+    assert (letter.attempts, letter.error) == (3, "RuntimeError: work 5 always fails")
+    assert "handler failed" in a.output()
+
+
+async def test_feeds_converge_after_redis_restarts(
+    tmp_path: Path, cluster: Callable[..., ServerProcess], session: aiohttp.ClientSession
+) -> None:
+    """Redis goes away mid-stream and comes back: the feed ends on the final state."""
+    redis = RedisServer(tmp_path / "restartable")
+    redis.start(extra=["--appendonly", "yes", "--appendfsync", "always"])
+    a, b = cluster(redis.url), cluster(redis.url)
+    await put(session, a, "r", "x", 0)
+    last: SseEvent | None = None
+
+    async def follow() -> None:
+        nonlocal last
+        last_id: str | None = None
+        while True:  # a client that reconnects, as EventSource does
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                async with session.get(f"{b.url}/streams/cells/r/x", headers=headers) as resp:
+                    reader = SseReader(resp)
+                    while True:
+                        last = await reader.next(within=60)
+                        last_id = reader.last_id
+            except (aiohttp.ClientError, EOFError):
+                await asyncio.sleep(0.1)
+
+    following = asyncio.create_task(follow())
+    for n in range(1, 6):
+        await put(session, a, "r", "x", n)
+    redis.stop()
+    redis.start(extra=["--appendonly", "yes", "--appendfsync", "always"])
+    async with asyncio.timeout(20):
+        while True:  # A's connection pool reconnects on its own
+            try:
+                await put(session, a, "r", "x", 6)
+                break
+            except AssertionError:
+                await asyncio.sleep(0.2)
+        for n in range(7, 11):
+            await put(session, a, "r", "x", n)
+        while last is None or last.json()["value"] != 10:
+            await asyncio.sleep(0.05)
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)
+    redis.stop()
+    assert "Redis pub/sub lost" in b.output()
