@@ -11,6 +11,7 @@ from motia_sse.exceptions import UndeclaredEmitError, UnknownStreamError
 from motia_sse.loader import LoadedStep, Project
 from motia_sse.logs import StepLogger
 from motia_sse.queue.base import Delivery, EventQueue
+from motia_sse.state import State
 from motia_sse.streams.stream import Stream
 
 
@@ -60,6 +61,7 @@ class FlowContext:
     trace_id: str
     logger: StepLogger
     streams: Streams
+    state: State
     _step: LoadedStep
     _emitter: Emitter
 
@@ -73,8 +75,9 @@ class ContextFactory:
     """Builds each handler call's FlowContext from the app's shared parts."""
 
     streams: Streams
+    state: State
     emitter: Emitter
 
     def __call__(self, step: LoadedStep, trace_id: str) -> FlowContext:
-        return FlowContext(trace_id, StepLogger(step.name, trace_id), self.streams, step,
-                           self.emitter)
+        return FlowContext(trace_id, StepLogger(step.name, trace_id), self.streams,
+                           self.state, step, self.emitter)

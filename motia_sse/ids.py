@@ -9,7 +9,8 @@ from motia_sse.exceptions import ValidationError
 MAX_ID_LENGTH = 256
 # Anything printable but the path separator: ids round-trip through URL-encoding.
 _ID = re.compile(r"[^/\x00-\x1f\x7f]+")
-_STREAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A leading "__" is the server's own (state lives in "__state").
+_STREAM_NAME = re.compile(r"(?!__)[A-Za-z_][A-Za-z0-9_]*")
 
 
 def check_id(what: str, value: object) -> str:

@@ -134,9 +134,14 @@ def _json_default(default: Any) -> Any:
     """The default as JSON, or NOTHING when it is made per instance or is not JSON."""
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]  # Factory is a class
         return attrs.NOTHING
-    value = unstructure(default)
     try:
-        orjson.dumps(value)
+        # A round trip, so the default reads as it would in a request: tuples and sets as lists.
+        return orjson.loads(orjson.dumps(unstructure(default), default=_set_as_list))
     except TypeError:
         return attrs.NOTHING
-    return value
+
+
+def _set_as_list(value: Any) -> list[Any]:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -171,7 +171,7 @@ def _load_stream(path: Path, module: ModuleType) -> LoadedStream:
         raise LoadError(path, f"expected `config = StreamConfig(...)`, found {_describe(config)}")
     if not is_stream_name(config.name):
         raise LoadError(path, f"stream name {config.name!r} must be a Python identifier "
-                              "(it becomes ctx.streams.<name>)")
+                              "not starting with '__' (it becomes ctx.streams.<name>)")
     if not isinstance(config.schema, type):
         raise LoadError(path, f"stream schema must be a class, found {_describe(config.schema)}")
     if config.base_config.storage_type == "custom" and config.base_config.factory is None:

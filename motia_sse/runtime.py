@@ -13,6 +13,7 @@ from motia_sse.config import Settings
 from motia_sse.context import ContextFactory, Emitter, Streams
 from motia_sse.loader import Project
 from motia_sse.queue.worker import Worker
+from motia_sse.state import State
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Hub
@@ -81,7 +82,7 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
         else:
             streams[loaded.config.name] = Stream(loaded.config, backend.store, backend.fanout)
     accessor = Streams(streams)
-    contexts = ContextFactory(accessor, Emitter(project, backend.queue))
+    contexts = ContextFactory(accessor, State(backend.store), Emitter(project, backend.queue))
     worker = Worker(backend.queue, {s.name: s for s in project.event_steps}, contexts,
                     settings.max_concurrent_handlers)
     return Runtime(settings, project, backend, custom, hub, accessor, contexts, worker,

@@ -274,7 +274,7 @@ def test_all_errors_reported_together(tmp_path: Path) -> None:
     errors = info.value.errors
     assert [e.path for e in errors] == [str(bad_stream), f"{syntax}:1", str(no_config), str(sync)]
     assert errors[0].message == ("stream name 'not a name' must be a Python identifier "
-                                 "(it becomes ctx.streams.<name>)")
+                                 "not starting with '__' (it becomes ctx.streams.<name>)")
     assert errors[1].message == ("import failed: SyntaxError: '(' was never closed "
                                  "(many_a_step.py, line 1)")
     assert errors[2].message.endswith("found nothing")

@@ -12,6 +12,7 @@ from motia_sse.converter import structure
 from motia_sse.exceptions import ValidationError
 from motia_sse.loader import LoadedStep
 from motia_sse.queue.base import Delivery, EventQueue
+from motia_sse.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,7 @@ class Worker:
 
     async def stop(self, grace: float) -> None:
         """Take no more deliveries; give running handlers `grace` seconds, then cancel."""
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        await cancel_and_wait(self._dispatcher)
         if self._running:
             log.info("waiting up to %ss for %d running handler(s)", grace, len(self._running))
             _, late = await asyncio.wait(set(self._running), timeout=grace)

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from motia_sse.streams.hub import Hub
 from motia_sse.streams.redis_store import changes_channel, decode_change, encode_change
 from motia_sse.streams.store import Change
+from motia_sse.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,7 @@ class RedisFanout:
 
     async def stop(self) -> None:
         """Unsubscribe."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
     async def _listen(self) -> None:
         delay = 0.1

@@ -1,0 +1,43 @@
+// Reading the server's introspection endpoints; errors carry the server's own message.
+
+/** A failed request: the server's `{"error", "details"}`, or what went wrong on the way. */
+export class ServerError extends Error {
+  constructor(message, { status = 0, details = [], url = "" } = {}) {
+    super(message);
+    this.name = "ServerError";
+    this.status = status;
+    this.details = details;
+    this.url = url;
+  }
+}
+
+/** GET a JSON document; throws ServerError with the server's error and details. */
+export async function getJson(url) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+  } catch (err) {
+    throw new ServerError(`cannot reach the server (${url})`, { details: [err.message], url });
+  }
+  const text = await response.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    if (response.ok) throw new ServerError(`${url} did not answer JSON`, { status: response.status, details: [text.slice(0, 200)], url });
+  }
+  if (!response.ok) {
+    const message = body && typeof body.error === "string" ? body.error : `${response.status} ${response.statusText}`;
+    const details = body && Array.isArray(body.details) ? body.details : [];
+    throw new ServerError(message, { status: response.status, details, url });
+  }
+  return body;
+}
+
+/** `/__motia/steps`, `/__motia/streams`, and a group's items. */
+export const introspection = {
+  steps: () => getJson("/__motia/steps"),
+  streams: () => getJson("/__motia/streams"),
+  group: (stream, group) =>
+    getJson(`/__motia/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}`),
+};

@@ -1,0 +1,331 @@
+"""The workbench page and motia-stream.js in a real headless Chromium, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from motia_sse import StreamChannel, StreamEvent
+from motia_sse.runtime import RUNTIME
+from tests.conftest import EXAMPLE_STEPS, ServerProcess
+from tests.fake_openai import FakeOpenAI
+
+IN_CI = os.environ.get("CI") == "true"
+
+try:
+    from playwright.async_api import Browser, Page, async_playwright, expect
+except ImportError:  # pragma: no cover - depends on the machine
+    if IN_CI:
+        raise
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-gpu"]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "workbench.png"
+WAIT_MS = 10_000
+ANSWER = ("Server-Sent Events push each new snapshot of a stream item to the browser as it "
+          "happens: no polling, no WebSocket, and EventSource reconnects by itself.")
+SET_ITEM_STEP = """
+from progress_stream import JobProgress
+
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+config = ApiRouteConfig(name="SetItem", path="/items/{group}/{id}", method="PUT",
+                        body_schema=JobProgress)
+
+
+async def handler(req: ApiRequest[JobProgress], ctx: FlowContext) -> ApiResponse:
+    params = req.path_params
+    return ApiResponse(200, await ctx.streams.progress.set(params["group"], params["id"], req.body))
+"""
+
+
+@pytest.fixture(name="chromium")
+def _chromium() -> Path:
+    """Debian's Chromium; missing, it fails the run in CI and skips elsewhere."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(name="browser")
+async def _browser(chromium: Path) -> AsyncIterator[Browser]:
+    """A headless Chromium for the test, closed after it."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture(name="page")
+async def _page(browser: Browser) -> AsyncIterator[Page]:
+    """A 1280x800 tab; the test fails on any uncaught error in the page."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    await page.close()
+    assert errors == []
+
+
+async def open_workbench(page: Page, client: TestClient[Any, Any], hash_: str = "") -> None:
+    """Load the page and wait until it has read the steps."""
+    await page.goto(str(client.make_url("/")) + hash_)
+    await expect(page.locator(".view:not([hidden])")).to_be_visible(timeout=WAIT_MS)
+
+
+async def test_openai_form_streams_the_answer_live(
+    page: Page, client: TestClient[Any, Any], fake_openai: FakeOpenAI
+) -> None:
+    """Fill the OpenAI form, press Test: the response shows, and its item grows to the text."""
+    fake_openai.chunks = re.findall(r"\S+\s*", ANSWER)
+    fake_openai.delay = 0.03
+    await open_workbench(page, client, "#/endpoints?step=OpenAiApi")
+    panel = page.locator('.endpoint-panel[data-step="OpenAiApi"]')
+    await panel.get_by_label("message").fill("Why SSE?")
+    await panel.get_by_role("button", name="Test").click()
+
+    response = panel.locator(".response")
+    await expect(response).to_have_attribute("data-status", "200", timeout=WAIT_MS)
+    trace_id = (await response.locator(".trace-id").inner_text()).strip()
+    assert len(trace_id) == 32
+    live = panel.locator(".live-item")
+    await expect(live).to_have_attribute("data-group", trace_id)
+    message = live.locator('dd[data-field="message"]')
+    await expect(message).to_have_text(fake_openai.text.strip(), timeout=WAIT_MS)
+    await expect(live.locator(".live-status")).to_have_text("live")
+    updates = int(await live.get_attribute("data-updates") or 0)
+    assert updates > 5, "the page shows the answer growing, not only its end"
+    assert fake_openai.requests[0]["messages"] == [{"role": "system",
+                                                    "content": "Why SSE?"}]
+    await expect(page.locator("#feed-status")).to_have_class("pill feed open")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    await page.screenshot(path=SCREENSHOT)
+
+
+async def test_group_view_rows_appear_change_and_disappear(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """Watching a group: rows appear, update and disappear as items are set and deleted."""
+    progress = client.app[RUNTIME].streams["progress"]
+    await progress.set("board", "a-first", {"status": "queued", "done": 0, "total": 3})
+    await open_workbench(page, client, "#/streams")
+    await page.get_by_label("Stream").select_option("progress")
+    await page.get_by_label("Group id").fill("board")
+    await page.get_by_role("button", name="Watch").click()
+
+    group = page.locator(".live-group")
+    await expect(group.locator(".live-status")).to_have_text("live", timeout=WAIT_MS)
+    await expect(group.locator("tbody tr")).to_have_count(1)
+    await progress.set("board", "b-second", {"status": "running", "done": 1, "total": 3})
+    row = group.locator('tr[data-id="b-second"]')
+    await expect(row).to_contain_text("running", timeout=WAIT_MS)
+    await expect(group.locator("tbody tr")).to_have_count(2)
+    await progress.set("board", "b-second", {"status": "done", "done": 3, "total": 3})
+    await expect(row).to_contain_text("done", timeout=WAIT_MS)
+    await progress.delete("board", "b-second")
+    await expect(row).to_have_count(0, timeout=WAIT_MS)
+    await expect(group.locator('tr[data-id="a-first"]')).to_have_count(1)
+    assert "#/streams?stream=progress&group=board" in page.url
+
+
+async def test_item_view_follows_one_item_to_its_deletion(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """Watching one item by link: its fields update, and a delete says so."""
+    progress = client.app[RUNTIME].streams["progress"]
+    await progress.set("solo", "job", {"status": "running", "done": 1, "total": 2})
+    await open_workbench(page, client, "#/streams?stream=progress&group=solo&id=job")
+    item = page.locator(".live-item")
+    await expect(item.locator('dd[data-field="status"]')).to_have_text("running",
+                                                                      timeout=WAIT_MS)
+    await progress.set("solo", "job", {"status": "done", "done": 2, "total": 2})
+    await expect(item.locator('dd[data-field="done"]')).to_have_text("2", timeout=WAIT_MS)
+    await progress.delete("solo", "job")
+    await expect(item.locator(".live-status")).to_have_text("deleted", timeout=WAIT_MS)
+
+
+async def test_server_errors_are_shown_in_the_page(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """A refused request shows the server's error and details, not only the console."""
+    await open_workbench(page, client, "#/endpoints?step=StartJob")
+    panel = page.locator('.endpoint-panel[data-step="StartJob"]')
+    await panel.get_by_label("steps").fill("0")
+    await panel.get_by_role("button", name="Test").click()
+    box = panel.locator(".response .error-box")
+    await expect(box).to_contain_text("invalid body", timeout=WAIT_MS)
+    await expect(box).to_contain_text("steps must be 1..10000 @ $.steps")
+    await expect(panel.locator(".response .status")).to_have_text("400 Bad Request")
+
+    await panel.get_by_role("button", name="JSON").click()
+    await panel.get_by_label("Request body as JSON").fill('{"steps": "many"')
+    await panel.get_by_role("button", name="Test").click()
+    await expect(box).to_contain_text("malformed JSON body", timeout=WAIT_MS)
+
+
+async def test_refused_subscription_is_shown_in_the_page(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """A subscription the feed refuses (400) shows the server's reason where it was asked."""
+    too_long = "x" * 300
+    await open_workbench(page, client, f"#/streams?stream=progress&group=g&id={too_long}")
+    box = page.locator(".live-item .error-box")
+    await expect(box).to_contain_text("invalid item id", timeout=WAIT_MS)
+    await expect(box).to_contain_text("HTTP 400")
+    await expect(page.locator("#feed-status")).to_have_class("pill feed error")
+
+
+async def test_client_multiplexes_every_subscription_on_one_connection(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """Three subscriptions share one EventSource; the last unsubscribe closes it."""
+    progress = client.app[RUNTIME].streams["progress"]
+    await progress.set("mux", "one", {"status": "a", "done": 0, "total": 1})
+    await progress.set("mux", "two 2", {"status": "b", "done": 0, "total": 1})
+    await page.goto(str(client.make_url("/static/motia-stream.js")))
+    await page.evaluate("""async () => {
+      const opened = [];
+      const Original = window.EventSource;
+      window.EventSource = class extends Original {
+        constructor(url) { super(url); opened.push(this); }
+      };
+      window.opened = opened;
+      const m = await import("/static/motia-stream.js");
+      window.seen = {one: [], two: [], group: []};
+      window.stops = [
+        m.subscribeItem("progress", "mux", "one", (i) => seen.one.push(i && i.status)),
+        m.subscribeItem("progress", "mux", "two 2", (i) => seen.two.push(i && i.status)),
+        m.subscribeGroup("progress", "mux", (items) => seen.group.push(items.map((i) => i.id))),
+      ];
+    }""")
+    await page.wait_for_function("seen.one.length && seen.two.length && seen.group.length",
+                                 timeout=WAIT_MS)
+    opened = await page.evaluate("opened.map((s) => [s.url, s.readyState])")
+    assert len(opened) == 1, opened
+    url, state = opened[0]
+    assert state == 1
+    assert url.endswith("/streams?sub=progress%2Fmux&sub=progress%2Fmux%2Fone"
+                        "&sub=progress%2Fmux%2Ftwo%25202")
+    assert await page.evaluate("seen") == {"one": ["a"], "two": ["b"],
+                                           "group": [["one", "two 2"]]}
+
+    await progress.delete("mux", "one")
+    await page.wait_for_function("seen.one.at(-1) === null && seen.group.length > 1",
+                                 timeout=WAIT_MS)
+    assert await page.evaluate("seen.group.at(-1)") == ["two 2"]
+    await page.evaluate("stops.forEach((stop) => stop())")
+    await page.wait_for_function("opened[0].readyState === 2", timeout=WAIT_MS)
+    assert await page.evaluate("opened.length") == 1
+
+
+async def test_client_drops_only_the_refused_subscription(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """One bad subscription gets the server's error; the others carry on, on one connection."""
+    progress = client.app[RUNTIME].streams["progress"]
+    await progress.set("mixed", "good", {"status": "first", "done": 0, "total": 1})
+    await page.goto(str(client.make_url("/static/motia-stream.js")))
+    await page.evaluate("""async () => {
+      const m = await import("/static/motia-stream.js");
+      window.seen = [];
+      window.errors = [];
+      m.subscribeItem("progress", "mixed", "good", (item) => seen.push(item && item.status));
+      m.subscribeItem("nope", "mixed", "bad", () => {}, {onError: (e) => errors.push(
+        {message: e.message, status: e.status, details: e.details, transient: e.transient})});
+    }""")
+    await page.wait_for_function("errors.length === 1 && seen.length === 1", timeout=WAIT_MS)
+    assert await page.evaluate("errors") == [{
+        "message": "no stream named 'nope'", "status": 404, "transient": False,
+        "details": ["sub[0] = 'nope/mixed/bad': defined streams: openai, progress"]}]
+    await progress.set("mixed", "good", {"status": "second", "done": 1, "total": 1})
+    await page.wait_for_function("seen.at(-1) === 'second'", timeout=WAIT_MS)
+    assert await page.evaluate("seen") == ["first", "second"]
+
+
+async def test_client_hands_custom_events_to_on_event(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """Ephemeral events from `send` reach the subscription's `onEvent`."""
+    progress = client.app[RUNTIME].streams["progress"]
+    await page.goto(str(client.make_url("/static/motia-stream.js")))
+    await page.evaluate("""async () => {
+      const m = await import("/static/motia-stream.js");
+      window.events = [];
+      window.ready = false;
+      m.defaultClient.addStatusListener((status) => { if (status === "open") ready = true; });
+      m.subscribeItem("progress", "ev", "job", () => {}, {onEvent: (e) => events.push(e)});
+    }""")
+    await page.wait_for_function("ready", timeout=WAIT_MS)
+    await progress.send(StreamChannel("ev", "job"), StreamEvent("ping", {"n": 1}))
+    await page.wait_for_function("events.length === 1", timeout=WAIT_MS)
+    assert await page.evaluate("events") == [
+        {"stream": "progress", "group": "ev", "id": "job", "type": "ping", "data": {"n": 1}}]
+
+
+async def test_client_reconnects_after_a_server_restart(
+    page: Page, server_process: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """The server goes away and comes back: the feed says so, then resumes by itself."""
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    shutil.copy(EXAMPLE_STEPS / "progress_stream.py", steps)
+    (steps / "set_item_api_step.py").write_text(SET_ITEM_STEP)
+    args = ("--steps", str(steps), "--data-dir", str(tmp_path / "data"), "--heartbeat", "0.5")
+    first = server_process(*args)
+    await asyncio.to_thread(first.start)
+    # A fresh connection per request: the pooled one dies with the first server.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(first.url, connector=connector) as http:
+        async def put(status: str) -> None:
+            body = {"status": status, "done": 1, "total": 2}
+            async with http.put("/items/g/job", json=body) as response:
+                assert response.status == 200, await response.text()
+
+        await put("before")
+        await page.goto(f"{first.url}/static/motia-stream.js")
+        await page.evaluate("""async () => {
+          const m = await import("/static/motia-stream.js");
+          window.statuses = [];
+          window.seen = [];
+          m.defaultClient.addStatusListener((status) => statuses.push(status));
+          m.subscribeItem("progress", "g", "job", (item) => seen.push(item && item.status));
+        }""")
+        await page.wait_for_function("seen.includes('before')", timeout=WAIT_MS)
+        await asyncio.to_thread(first.stop)
+        await page.wait_for_function("statuses.at(-1) !== 'open'", timeout=WAIT_MS)
+        second = server_process(*args, port=first.port)
+        await asyncio.to_thread(second.start)
+        await put("after")
+        await page.wait_for_function("seen.at(-1) === 'after'", timeout=WAIT_MS)
+        await page.wait_for_function("statuses.at(-1) === 'open'", timeout=WAIT_MS)
+    assert await page.evaluate("seen") == ["before", "after"]
+
+
+@pytest.mark.parametrize("view", ["endpoints", "streams", "flows"])
+async def test_narrow_window_has_no_sideways_scroll(
+    browser: Browser, client: TestClient[Any, Any], view: str
+) -> None:
+    """On a phone-sized window each view fits its width."""
+    page = await browser.new_page(viewport={"width": 390, "height": 800})
+    try:
+        await open_workbench(page, client, f"#/{view}")
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0
+    finally:
+        await page.close()
