@@ -39,7 +39,9 @@ class UnknownStreamError(MotiaError, AttributeError):
     """A stream name that no `*_stream.py` file defines."""
 
     def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"no stream named {name!r}; defined: {', '.join(known) or 'none'}")
+        self.error = f"no stream named {name!r}"
+        self.details = [f"defined streams: {', '.join(known) or 'none'}"]
+        super().__init__(f"{self.error}; {self.details[0]}")
         self.name = name
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from motia_sse.api import error_response
-from motia_sse.exceptions import ValidationError
+from motia_sse.exceptions import UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
 from motia_sse.runtime import RUNTIME, Runtime
 from motia_sse.streams.feed import Feed
@@ -90,13 +90,13 @@ def _parse_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
 
 def _subscription(runtime: Runtime, kind: FeedKind, stream: str, group: str,
                   item: str | None) -> Subscription:
-    if stream not in runtime.streams:
-        raise FeedRequestError(404, f"no stream named {stream!r}", [
-            f"defined streams: {', '.join(runtime.streams.names()) or 'none'}"])
     try:
+        runtime.streams[stream]
         check_id("group id", group)
         if item is not None:
             check_id("item id", item)
+    except UnknownStreamError as exc:
+        raise FeedRequestError(404, exc.error, exc.details) from None
     except ValidationError as exc:
         raise FeedRequestError(400, exc.error, exc.details) from None
     return Subscription(kind, stream, group, item)
@@ -152,14 +152,18 @@ async def _initial(runtime: Runtime, sub: Subscription,
         if _is_current(sub.kind, item.version, last_seen, shared):
             return []
         return [(scope, item_frame(sub.kind, sub.stream, item, shared))]
-    if last_seen is None:
-        return []
-    if item is None and sub.kind.multiplexed and shared:
-        return []  # our stores keep tombstones: no tombstone, never existed
-    if item is not None and _is_current(sub.kind, item.version, last_seen, shared):
-        return []  # the client has seen the delete
-    # The client may have seen the item, which has gone since: say so.
+    # Absent: never existed (no tombstone), or deleted at the tombstone's version.
     version = 0 if item is None else item.version
+    seen_delete = item is not None and _is_current(sub.kind, version, last_seen, shared)
+    if sub.kind.multiplexed:
+        # Our stores keep tombstones, so "no tombstone" means it never existed. A fresh
+        # connection is told "not there" at once: the client may have reopened only to
+        # change what it watches, and been showing the item until then.
+        knows = last_seen is not None and shared and (item is None or seen_delete)
+    else:
+        knows = last_seen is None or seen_delete
+    if knows:
+        return []
     return [(scope, gone_frame(sub.kind, sub.stream, sub.group, sub.item, version, shared))]
 
 

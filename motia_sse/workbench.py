@@ -10,7 +10,7 @@ from aiohttp import web
 from motia_sse.api import error_response, json_response
 from motia_sse.config import ApiRouteConfig, EventConfig, Settings
 from motia_sse.converter import unstructure
-from motia_sse.exceptions import ValidationError
+from motia_sse.exceptions import UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
 from motia_sse.json_schema import JsonSchema, json_schema
 from motia_sse.loader import LoadedStep, LoadedStream
@@ -25,6 +25,7 @@ def add_workbench(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/__motia/steps", _steps)
     app.router.add_get("/__motia/streams", _streams)
     app.router.add_get("/__motia/streams/{stream}/groups/{group}", _group)
+    app.router.add_get("/__motia/dead-letters", _dead_letters)
     if static.is_dir():
         index = static / "index.html"
 
@@ -56,21 +57,28 @@ async def _streams(request: web.Request) -> web.Response:
 
 async def _group(request: web.Request) -> web.Response:
     """Every item of one group, as a step would get them from `get_group`."""
-    streams = request.app[RUNTIME].streams
-    name = request.match_info["stream"]
-    if name not in streams:
-        return error_response(404, f"no stream named {name!r}",
-                              [f"defined streams: {', '.join(streams.names()) or 'none'}"])
     try:
+        stream = request.app[RUNTIME].streams[request.match_info["stream"]]
         group_id = check_id("group id", request.match_info["group"])
+    except UnknownStreamError as exc:
+        return error_response(404, exc.error, exc.details)
     except ValidationError as exc:
         return error_response(400, exc.error, exc.details)
     try:
-        items = await streams[name].get_group(group_id)
+        items = await stream.get_group(group_id)
     except ValidationError as exc:
         # The ids were fine, so it is the stored data that no longer fits the schema.
         return error_response(500, exc.error, exc.details)
     return json_response(200, unstructure(items))
+
+
+async def _dead_letters(request: web.Request) -> web.Response:
+    """Events whose handler failed every attempt, newest first."""
+    raw = request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        return error_response(400, "invalid limit", [f"expected 1 to 1000, got {raw!r}"])
+    letters = await request.app[RUNTIME].backend.queue.dead_letters(int(raw))
+    return json_response(200, unstructure(letters))
 
 
 def _describe(step: LoadedStep, steps_dir: Path) -> dict[str, Any]:

@@ -85,7 +85,7 @@ async def _work_client(tmp_path: Path, make_client: ClientFactory) -> TestClient
     steps.mkdir()
     for name, source in STEPS.items():
         (steps / name).write_text(source)
-    return await make_client(Settings(steps_dir=steps, store="memory",
+    return await make_client(Settings(steps_dir=steps, store="memory", retry_backoff=0.01,
                                       max_concurrent_handlers=2, shutdown_timeout=5))
 
 
@@ -132,6 +132,22 @@ async def test_failing_handler_is_logged_and_worker_goes_on(
     failure = next(r for r in caplog.records if "handler failed" in r.getMessage())
     assert failure.exc_info is not None
     assert "work 1 failed" in str(failure.exc_info[1])
+
+
+async def test_failing_handler_retries_then_dead_letters(
+    work_client: TestClient[Any, Any]
+) -> None:
+    """A handler that always fails is tried max_attempts times, then listed as dead."""
+    await work_client.post("/emit/work", json={"value": 4, "fail": True})
+    async with asyncio.timeout(10):
+        while not (dead := await (await work_client.get("/__motia/dead-letters")).json()):
+            await asyncio.sleep(0.02)
+    [letter] = dead
+    assert (letter["step"], letter["topic"], letter["data"]) == (
+        "DoWork", "work", {"value": 4, "fail": True})
+    assert (letter["attempts"], letter["error"]) == (3, "RuntimeError: work 4 failed")
+    bad = await work_client.get("/__motia/dead-letters?limit=0")
+    assert bad.status == 400
 
 
 async def test_concurrency_is_bounded(work_client: TestClient[Any, Any]) -> None:

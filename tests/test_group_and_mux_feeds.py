@@ -104,6 +104,9 @@ async def test_multiplexed_feed_names_every_event(
     await s.progress.set("g", "job", job(1))
     await s.openai.set("t", "message", {"message": "hi"})
     feed = await open_feed(mux_url(client, "progress/g/job", "openai/t", "progress/g/none"))
+    absent = await feed.next()
+    assert (absent.event, absent.id, absent.json()) == (
+        "item-delete", None, {"stream": "progress", "group": "g", "id": "none"})
     opening = [await feed.next(), await feed.next()]
     assert {(e.event, e.data) for e in opening} == {
         ("item", '{"stream":"progress","group":"g","id":"job","data":'
@@ -143,8 +146,10 @@ async def test_multiplexed_resume_sends_only_what_changed(
     await s.openai.set("t", "message", {"message": "hi"})
     subs = ("progress/g/a", "progress/g/b", "openai/t", "progress/g/never")
     feed = await open_feed(mux_url(client, *subs))
-    seen = [await feed.next() for _ in range(3)]
-    assert await feed.silent_for(0.3), "an item that does not exist sends nothing"
+    seen = [await feed.next() for _ in range(4)]
+    assert (seen[0].event, seen[0].json()["id"]) == ("item-delete", "never"), \
+        "a fresh connection learns at once that an item is not there"
+    assert await feed.silent_for(0.3)
     last = seen[-1].id
     assert last is not None
 

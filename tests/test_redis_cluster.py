@@ -11,10 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 
-from motia_sse.queue.base import RetryPolicy
-from motia_sse.queue.redis_queue import RedisQueue
 from tests.conftest import RedisServer, ServerProcess
 from tests.sse_parse import SseEvent, SseReader
 
@@ -104,7 +101,6 @@ def _cluster(tmp_path: Path, redis_server: RedisServer,
             "--visibility-timeout", "1", "--retry-backoff", "0.05", "--max-attempts", "3",
             "--heartbeat", "0.5", env=env).start()
 
-    start.prefix = prefix  # type: ignore[attr-defined]
     return start
 
 
@@ -192,22 +188,20 @@ async def test_killed_worker_event_is_retried_elsewhere(
 
 
 async def test_always_failing_handler_is_dead_lettered(
-    cluster: Callable[..., ServerProcess], session: aiohttp.ClientSession,
-    redis_server: RedisServer,
+    cluster: Callable[..., ServerProcess], session: aiohttp.ClientSession
 ) -> None:
     """After max_attempts failures the event is in the dead letters, with its error."""
-    a = cluster()
+    a, b = cluster(), cluster()
     await session.post(f"{a.url}/work", json={"n": 5, "mode": "fail"})
-    redis = Redis.from_url(redis_server.url)
-    queue = RedisQueue(redis, cluster.prefix, ["DoWork"], RetryPolicy())  # type: ignore[attr-defined]
     async with asyncio.timeout(15):
-        while not (dead := await queue.dead_letters()):
+        while not (dead := await (await session.get(f"{b.url}/__motia/dead-letters")).json()):
             await asyncio.sleep(0.1)
-    await redis.aclose()
     [letter] = dead
-    assert (letter.step, letter.topic, letter.data) == ("DoWork", "work", {"n": 5, "mode": "fail"})
-    assert (letter.attempts, letter.error) == (3, "RuntimeError: work 5 always fails")
-    assert "handler failed" in a.output()
+    assert (letter["step"], letter["topic"], letter["data"]) == ("DoWork", "work",
+                                                                 {"n": 5, "mode": "fail"})
+    assert (letter["attempts"], letter["error"]) == (3, "RuntimeError: work 5 always fails")
+    assert letter["trace_id"]
+    assert "handler failed" in a.output() + b.output()
 
 
 async def test_feeds_converge_after_redis_restarts(
