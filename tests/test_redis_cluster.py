@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import RedisServer, ServerProcess
+from tests.conftest import EXAMPLE_STEPS, RedisServer, ServerProcess, free_port
 from tests.sse_parse import SseEvent, SseReader
 
 MakeServer = Callable[..., ServerProcess]
@@ -248,3 +250,16 @@ async def test_feeds_converge_after_redis_restarts(
     await asyncio.gather(following, return_exceptions=True)
     redis.stop()
     assert "Redis pub/sub lost" in b.output()
+
+
+def test_redis_down_at_start_is_one_clear_message(tmp_path: Path) -> None:
+    """A Redis that does not answer at start-up: exit 1 with one line naming it."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    done = subprocess.run(
+        [sys.executable, "-m", "motia_sse", "start", "--port", str(free_port()),
+         "--steps", str(EXAMPLE_STEPS), "--redis", url],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("motia-sse:")]
+    assert line.startswith(f"motia-sse: cannot reach Redis at {url}: ")
+    assert "Traceback" not in done.stderr
