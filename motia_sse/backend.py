@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 from redis.asyncio import Redis
@@ -14,6 +13,7 @@ from motia_sse.exceptions import MotiaError
 from motia_sse.queue.base import EventQueue, RetryPolicy
 from motia_sse.queue.memory import MemoryQueue
 from motia_sse.queue.redis_queue import RedisQueue
+from motia_sse.queue.sqlite_queue import SqliteQueue
 from motia_sse.streams.fanout import Fanout, LocalFanout
 from motia_sse.streams.hub import Hub
 from motia_sse.streams.memory_store import MemoryStore
@@ -70,6 +70,7 @@ def open_backend(settings: Settings, hub: Hub, event_steps: list[str],
                        RedisQueue(redis, prefix, event_steps, policy,
                                   settings.visibility_timeout),
                        redis, settings.redis_url)
-    store: Any = (MemoryStore() if settings.store == "memory"
-                  else SqliteStore.open(settings.data_dir / "streams.sqlite3"))
-    return Backend(store, LocalFanout(hub), MemoryQueue(policy))
+    if settings.store == "memory":
+        return Backend(MemoryStore(), LocalFanout(hub), MemoryQueue(policy))
+    return Backend(SqliteStore.open(settings.data_dir / "streams.sqlite3"), LocalFanout(hub),
+                   SqliteQueue.open(settings.data_dir / "queue.sqlite3", policy))

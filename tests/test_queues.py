@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,18 +14,22 @@ from redis.asyncio import Redis
 from motia_sse.queue.base import Delivery, EventQueue, RetryPolicy
 from motia_sse.queue.memory import MemoryQueue
 from motia_sse.queue.redis_queue import RedisQueue
+from motia_sse.queue.sqlite_queue import SqliteQueue
 from tests.conftest import RedisServer
 
 FAST = RetryPolicy(max_attempts=3, backoff=0.05)
 MakeQueue = Callable[..., EventQueue]
 
 
-@pytest.fixture(name="make_queue", params=["memory", "redis"])
-async def _make_queue(request: pytest.FixtureRequest) -> AsyncIterator[MakeQueue]:
+@pytest.fixture(name="make_queue", params=["memory", "sqlite", "redis"])
+async def _make_queue(request: pytest.FixtureRequest,
+                      tmp_path: Path) -> AsyncIterator[MakeQueue]:
     """Queues of one kind; redis queues made here share one prefix (one cluster)."""
-    if request.param == "memory":
-        shared = MemoryQueue(FAST)
+    if request.param in ("memory", "sqlite"):
+        shared: EventQueue = (MemoryQueue(FAST) if request.param == "memory"
+                              else SqliteQueue.open(tmp_path / "q.sqlite3", FAST))
         yield lambda **_: shared
+        await shared.close()
         return
     server: RedisServer = request.getfixturevalue("redis_server")
     redis = Redis.from_url(server.url)
@@ -137,3 +142,24 @@ async def test_events_emitted_before_any_worker_are_kept(redis_server: RedisServ
     late: Any = RedisQueue(redis, prefix, ["Step"], FAST)
     assert (await take(late)).data == {"n": 4}
     await redis.aclose()
+
+
+async def test_sqlite_queue_keeps_events_across_a_crash(tmp_path: Path) -> None:
+    """Queued, taken and retrying events all survive closing the file unfinished."""
+    path = tmp_path / "q.sqlite3"
+    before = SqliteQueue.open(path, FAST)
+    for n in range(3):
+        await before.put(event(n))
+    taken = await take(before)  # its handler was running when the process died
+    await before.fail(await take(before), "flaky")  # waiting out its back-off
+    before._db.close()  # no ack, no goodbye: as after SIGKILL
+
+    after = SqliteQueue.open(path, FAST)
+    got = await drain(after, 0.5)
+    assert sorted(d.data["n"] for d in got) == [0, 1, 2]
+    assert {d.data["n"]: d.attempt for d in got}[1] == 2
+    assert taken.data["n"] == 0
+    for delivery in got:
+        await after.ack(delivery)
+    assert after.pending() == 0
+    await after.close()

@@ -16,85 +16,17 @@ import pytest
 
 from tests.conftest import EXAMPLE_STEPS, RedisServer, ServerProcess, free_port
 from tests.sse_parse import SseEvent, SseReader
+from tests.work_steps import write_work_steps
 
 MakeServer = Callable[..., ServerProcess]
 
-STEPS = {
-    "cluster_stream.py": '''
-import attrs
-from motia_sse import StreamConfig
-
-@attrs.frozen
-class Cell:
-    value: int
-    pid: int = 0
-
-config = StreamConfig(name="cells", schema=Cell)
-''',
-    "set_api_step.py": '''
-import os
-import attrs
-from cluster_stream import Cell
-from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
-
-@attrs.frozen
-class Value:
-    value: int
-
-config = ApiRouteConfig(name="SetCell", path="/cells/{group}/{id}", method="PUT",
-                        body_schema=Value)
-
-async def handler(req: ApiRequest[Value], ctx: FlowContext) -> ApiResponse:
-    item = await ctx.streams.cells.set(req.path_params["group"], req.path_params["id"],
-                                       Cell(value=req.body.value, pid=os.getpid()))
-    return ApiResponse(status=200, body={"version": item.version})
-''',
-    "emit_api_step.py": '''
-import attrs
-from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
-
-@attrs.frozen
-class Work:
-    n: int
-    mode: str = "ok"
-
-config = ApiRouteConfig(name="Emit", path="/work", method="POST", body_schema=Work,
-                        emits=["work"])
-
-async def handler(req: ApiRequest[Work], ctx: FlowContext) -> ApiResponse:
-    await ctx.emit("work", req.body)
-    return ApiResponse(status=202, body={})
-''',
-    "work_step.py": '''
-import asyncio
-import os
-import uuid
-from cluster_stream import Cell
-from emit_api_step import Work
-from motia_sse import EventConfig, FlowContext
-
-config = EventConfig(name="DoWork", subscribes=["work"], input=Work)
-
-async def handler(input: Work, ctx: FlowContext) -> None:
-    if input.mode == "fail":
-        raise RuntimeError(f"work {input.n} always fails")
-    if input.mode == "slow" and os.environ.get("SLOW_WORKER"):
-        await ctx.streams.cells.set("started", str(input.n), Cell(value=input.n, pid=os.getpid()))
-        await asyncio.sleep(3600)
-    await ctx.streams.cells.set("runs", f"{input.n}-{uuid.uuid4().hex}",
-                                Cell(value=input.n, pid=os.getpid()))
-''',
-}
 
 
 @pytest.fixture(name="cluster")
 def _cluster(tmp_path: Path, redis_server: RedisServer,
              server_process: MakeServer) -> Callable[..., ServerProcess]:
     """Start server processes of the test steps, all on one Redis under one prefix."""
-    steps = tmp_path / "cluster_steps"
-    steps.mkdir()
-    for name, source in STEPS.items():
-        (steps / name).write_text(source)
+    steps = write_work_steps(tmp_path / "cluster_steps")
     prefix = f"test-{uuid.uuid4().hex[:10]}"
 
     def start(redis_url: str = redis_server.url, **env: str) -> ServerProcess:

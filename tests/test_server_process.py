@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.conftest import EXAMPLE_STEPS, ServerProcess
 from tests.sse_parse import SseReader
+from tests.work_steps import write_work_steps
 
 MakeServer = Callable[..., ServerProcess]
 
@@ -74,3 +77,51 @@ async def test_python_dash_m_and_startup_log(server_process: MakeServer) -> None
     assert f"http://127.0.0.1:{server.port}" in log
     assert "route  POST   /open-ai" in log
     assert "stream /streams/progress/<group>/<id>" in log
+
+
+async def test_embedded_queue_survives_sigkill(server_process: MakeServer,
+                                              tmp_path: Path) -> None:
+    """Events whose handlers were running when the server was SIGKILLed run after restart."""
+    steps = write_work_steps(tmp_path / "work_steps")
+    doomed = server_process("--steps", str(steps), env={"SLOW_WORKER": "1"}).start()
+    async with aiohttp.ClientSession() as session:
+        for n in (1, 2):
+            response = await session.post(f"{doomed.url}/work", json={"n": n, "mode": "slow"})
+            assert response.status == 202
+        async with asyncio.timeout(10):
+            while len(await group(session, doomed, "started")) < 2:
+                await asyncio.sleep(0.05)
+        doomed.stop(signal.SIGKILL)
+
+        again = server_process("--steps", str(steps), port=doomed.port).start()
+        async with asyncio.timeout(15):
+            while len(runs := await group(session, again, "runs")) < 2:
+                await asyncio.sleep(0.05)
+    assert sorted(r["value"] for r in runs) == [1, 2]
+
+
+async def test_embedded_failures_retry_then_dead_letter(server_process: MakeServer,
+                                                        tmp_path: Path) -> None:
+    """On the default store a failing handler is retried, then dead-lettered, durably."""
+    steps = write_work_steps(tmp_path / "work_steps")
+    server = server_process("--steps", str(steps), "--retry-backoff", "0.05").start()
+    async with aiohttp.ClientSession() as session:
+        await session.post(f"{server.url}/work", json={"n": 3, "mode": "fail"})
+        async with asyncio.timeout(10):
+            while not (dead := await (await session.get(
+                    f"{server.url}/__motia/dead-letters")).json()):
+                await asyncio.sleep(0.05)
+        server.stop(signal.SIGKILL)
+        again = server_process("--steps", str(steps), port=server.port).start()
+        kept = await (await session.get(f"{again.url}/__motia/dead-letters")).json()
+    assert kept == dead
+    assert [(d["attempts"], d["error"]) for d in kept] == [(3, "RuntimeError: work 3 always fails")]
+    assert server.output().count("handler failed") == 3
+
+
+async def group(session: aiohttp.ClientSession, server: ServerProcess,
+                name: str) -> list[dict[str, Any]]:
+    """A cells group's items, from its feed's opening sync."""
+    async with session.get(f"{server.url}/streams/cells/{name}") as response:
+        items: list[dict[str, Any]] = (await SseReader(response).next()).json()
+    return items
