@@ -40,6 +40,8 @@ class StreamConfig:
     name: str
     schema: type[Any]
     base_config: BaseConfig = BaseConfig()
+    # (StreamSubscription, auth context) -> bool, sync or async: who may open its feeds.
+    can_access: Callable[..., Any] | None = None
 
 
 @attrs.frozen

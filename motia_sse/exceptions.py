@@ -35,6 +35,14 @@ class ValidationError(MotiaError):
         self.details = details
 
 
+class Refused(MotiaError):
+    """A request the server will not serve; becomes `{"error", "details"}` with `status`."""
+
+    def __init__(self, status: int, error: str, details: list[str]) -> None:
+        super().__init__(f"{error}: {'; '.join(details)}")
+        self.status, self.error, self.details = status, error, details
+
+
 class UnknownStreamError(MotiaError, AttributeError):
     """A stream name that no `*_stream.py` file defines."""
 

@@ -59,6 +59,8 @@ class Project:
     event_steps: list[LoadedStep]
     streams: list[LoadedStream]
     warnings: list[str]
+    # From `stream_auth.py`: the request -> auth context hook, if the project has one.
+    authenticate: Callable[..., Any] | None = None
 
     def subscribers(self, topic: str) -> list[LoadedStep]:
         """Event steps subscribed to `topic`."""
@@ -73,7 +75,9 @@ def load_project(steps_dir: Path) -> Project:
         raise LoadErrors([LoadError(steps_dir, "steps folder not found")])
     stream_files = sorted(steps_dir.rglob("*_stream.py"))
     step_files = sorted(steps_dir.rglob("*_step.py"))
-    names = {path: _module_name(steps_dir, path) for path in stream_files + step_files}
+    auth_files = sorted(steps_dir.rglob("stream_auth.py"))
+    names = {path: _module_name(steps_dir, path)
+             for path in stream_files + step_files + auth_files}
     _forget(names.values())
     _use_steps_dir(steps_dir)
 
@@ -90,6 +94,12 @@ def load_project(steps_dir: Path) -> Project:
             steps.append(_load_step(path, _import(path, names[path])))
         except LoadError as exc:
             errors.append(exc)
+    authenticate = None
+    for path in auth_files:
+        try:
+            authenticate = _load_auth(path, _import(path, names[path]), auth_files)
+        except LoadError as exc:
+            errors.append(exc)
     errors += _check_unique_streams(streams) + _check_unique_steps(steps)
     if errors:
         raise LoadErrors(errors)
@@ -99,6 +109,7 @@ def load_project(steps_dir: Path) -> Project:
         event_steps=[s for s in steps if isinstance(s.config, EventConfig)],
         streams=streams,
         warnings=_unheard_topics(steps),
+        authenticate=authenticate,
     )
     for warning in project.warnings:
         log.warning(warning)
@@ -172,12 +183,29 @@ def _load_stream(path: Path, module: ModuleType) -> LoadedStream:
     if not is_stream_name(config.name):
         raise LoadError(path, f"stream name {config.name!r} must be a Python identifier "
                               "not starting with '__' (it becomes ctx.streams.<name>)")
+    if config.can_access is not None and not callable(config.can_access):
+        raise LoadError(path, "can_access must be a function (subscription, auth_context) "
+                              f"-> bool, found {_describe(config.can_access)}")
     if not isinstance(config.schema, type):
         raise LoadError(path, f"stream schema must be a class, found {_describe(config.schema)}")
     if config.base_config.storage_type == "custom" and config.base_config.factory is None:
         raise LoadError(path, 'storage_type="custom" needs base_config.factory, '
                               "a callable returning the stream's store")
     return LoadedStream(config, path)
+
+
+def _load_auth(path: Path, module: ModuleType, all_files: list[Path]) -> Callable[..., Any]:
+    if len(all_files) > 1:
+        raise LoadError(path, "only one stream_auth.py per project; found "
+                              f"{', '.join(str(p) for p in all_files)}")
+    hook = getattr(module, "authenticate", None)
+    if not callable(hook):
+        raise LoadError(path, "expected `def authenticate(request)` (sync or async), "
+                              f"found {_describe(hook)}")
+    if len(inspect.signature(hook).parameters) != 1:
+        raise LoadError(path, "authenticate must take one argument (request)")
+    checked: Callable[..., Any] = hook
+    return checked
 
 
 def _load_step(path: Path, module: ModuleType) -> LoadedStep:

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from motia_sse.access import AccessControl
 from motia_sse.backend import Backend, open_backend
 from motia_sse.config import Settings
 from motia_sse.context import ContextFactory, Emitter, Streams
@@ -35,6 +36,7 @@ class Runtime:
     worker: Worker
     retry_frame: Frame
     feeds: set[Feed]
+    access: AccessControl
     api_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set)
 
     async def start(self) -> None:
@@ -85,5 +87,7 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
     contexts = ContextFactory(accessor, State(backend.store), Emitter(project, backend.queue))
     worker = Worker(backend.queue, {s.name: s for s in project.event_steps}, contexts,
                     settings.max_concurrent_handlers)
+    rules = {s.config.name: s.config.can_access for s in project.streams if s.config.can_access}
     return Runtime(settings, project, backend, custom, hub, accessor, contexts, worker,
-                   Frame.retry(settings.retry_ms), feeds)
+                   Frame.retry(settings.retry_ms), feeds,
+                   AccessControl(project.authenticate, rules))

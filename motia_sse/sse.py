@@ -14,8 +14,9 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from motia_sse.access import StreamSubscription
 from motia_sse.api import error_response
-from motia_sse.exceptions import UnknownStreamError, ValidationError
+from motia_sse.exceptions import Refused, UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
 from motia_sse.runtime import RUNTIME, Runtime
 from motia_sse.streams.feed import Feed
@@ -23,14 +24,6 @@ from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Subscription
 from motia_sse.streams.stream import Stream
 from motia_sse.streams.wire import FeedKind, gone_frame, item_frame, sync_frame
-
-
-class FeedRequestError(Exception):
-    """A feed request that cannot be served; becomes a JSON error response."""
-
-    def __init__(self, status: int, error: str, details: list[str]) -> None:
-        super().__init__(error)
-        self.status, self.error, self.details = status, error, details
 
 
 async def item_feed(request: web.Request) -> web.StreamResponse:
@@ -57,7 +50,9 @@ async def _feed(request: web.Request,
     runtime = request.app[RUNTIME]
     try:
         subs = parse(runtime)
-    except FeedRequestError as exc:
+        await runtime.access.check(request, [StreamSubscription(s.stream, s.group, s.item)
+                                             for s in subs])
+    except Refused as exc:
         return error_response(exc.status, exc.error, exc.details)
     return await _serve(request, runtime, subs)
 
@@ -65,26 +60,26 @@ async def _feed(request: web.Request,
 def _parse_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
     values = request.query.getall("sub", [])
     if not values:
-        raise FeedRequestError(400, "no subscriptions", [
+        raise Refused(400, "no subscriptions", [
             "expected one or more sub=<stream>/<group> or sub=<stream>/<group>/<id>"])
     limit = runtime.settings.max_subscriptions
     if len(values) > limit:
-        raise FeedRequestError(400, "too many subscriptions", [
+        raise Refused(400, "too many subscriptions", [
             f"got {len(values)}, the limit is {limit} (max_subscriptions)"])
     subs: dict[Subscription, None] = {}
     for index, value in enumerate(values):
         parts = value.split("/")
         if len(parts) not in (2, 3):
-            raise FeedRequestError(400, "invalid subscription", [
+            raise Refused(400, "invalid subscription", [
                 f"sub[{index}] = {value!r}: expected <stream>/<group> or "
                 "<stream>/<group>/<id>, each part URL-encoded"])
         stream, group, *item = (unquote(p) for p in parts)
         kind = FeedKind.MUX_ITEM if item else FeedKind.MUX_GROUP
         try:
             subs[_subscription(runtime, kind, stream, group, item[0] if item else None)] = None
-        except FeedRequestError as exc:
+        except Refused as exc:
             details = [f"sub[{index}] = {value!r}: {d}" for d in exc.details]
-            raise FeedRequestError(exc.status, exc.error, details) from None
+            raise Refused(exc.status, exc.error, details) from None
     return list(subs)
 
 
@@ -96,9 +91,9 @@ def _subscription(runtime: Runtime, kind: FeedKind, stream: str, group: str,
         if item is not None:
             check_id("item id", item)
     except UnknownStreamError as exc:
-        raise FeedRequestError(404, exc.error, exc.details) from None
+        raise Refused(404, exc.error, exc.details) from None
     except ValidationError as exc:
-        raise FeedRequestError(400, exc.error, exc.details) from None
+        raise Refused(400, exc.error, exc.details) from None
     return Subscription(kind, stream, group, item)
 
 
