@@ -22,7 +22,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def create_app(settings: Settings, project: Project | None = None) -> web.Application:
     """Load the steps (unless given), then build the app; LoadErrors if a file is broken."""
     project = project or load_project(settings.steps_dir)
-    app = web.Application(middlewares=[_json_errors])
+    app = web.Application(middlewares=[_json_errors], client_max_size=settings.max_body_size)
     runtime = build_runtime(settings, project)
     app[RUNTIME] = runtime
     for step in project.api_steps:

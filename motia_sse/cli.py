@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--visibility-timeout", type=float, default=60.0,
                          help="Redis: seconds before another process claims the event of "
                               "a silent one (60)")
+        sub.add_argument("--max-feeds", type=int, default=10_000,
+                         help="feeds open at once; past it, 503 (10000)")
+        sub.add_argument("--max-feeds-per-client", type=int, default=200,
+                         help="feeds open at once from one address; past it, 429 (200)")
+        sub.add_argument("--max-body-size", type=int, default=1024 * 1024,
+                         help="largest request body in bytes; past it, 413 (1 MiB)")
+        sub.add_argument("--max-header-size", type=int, default=8190,
+                         help="largest request line or header in bytes; past it, 400 (8190)")
         sub.add_argument("--heartbeat", type=float, default=15.0,
                          help="seconds between heartbeat comments on idle feeds (default 15)")
         sub.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -73,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         data_dir=args.data_dir, heartbeat_interval=args.heartbeat,
                         redis_url=args.redis or None, redis_prefix=args.redis_prefix,
                         max_attempts=args.max_attempts, retry_backoff=args.retry_backoff,
-                        visibility_timeout=args.visibility_timeout)
+                        visibility_timeout=args.visibility_timeout, max_feeds=args.max_feeds,
+                        max_feeds_per_client=args.max_feeds_per_client,
+                        max_body_size=args.max_body_size, max_header_size=args.max_header_size)
     try:
         project = load_project(settings.steps_dir)
     except LoadErrors as exc:
@@ -84,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _announce(settings, project)
     try:
         web.run_app(create_app(settings, project), host=settings.host, port=settings.port,
-                    handler_cancellation=True, print=None, access_log=None)
+                    handler_cancellation=True, print=None, access_log=None,
+                    max_line_size=settings.max_header_size,
+                    max_field_size=settings.max_header_size)
     except BackendUnavailable as exc:
         print(f"motia-sse: {exc}", file=sys.stderr)
         return 1

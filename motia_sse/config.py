@@ -95,6 +95,15 @@ class Settings:
     heartbeat_interval: float = 15.0
     # Subscriptions one multiplexed feed may carry.
     max_subscriptions: int = 100
+    # Feeds open at once: in all (past it, 503), and from one client address (429).
+    max_feeds: int = 10_000
+    max_feeds_per_client: int = 200
+    # Longest group or item id, in characters.
+    max_id_length: int = 256
+    # Largest request body, in bytes (413 past it).
+    max_body_size: int = 1024 * 1024
+    # Largest request line or header field, in bytes (400 past it).
+    max_header_size: int = 8190
     # Milliseconds a browser waits before reconnecting, sent once per feed.
     retry_ms: int = 2000
     # Event-step handlers allowed to run at once.

@@ -13,13 +13,13 @@ _ID = re.compile(r"[^/\x00-\x1f\x7f]+")
 _STREAM_NAME = re.compile(r"(?!__)[A-Za-z_][A-Za-z0-9_]*")
 
 
-def check_id(what: str, value: object) -> str:
+def check_id(what: str, value: object, max_length: int = MAX_ID_LENGTH) -> str:
     """Return `value` if it can be a group or item id, else raise ValidationError."""
     if not isinstance(value, str):
         raise ValidationError(f"invalid {what}", [f"expected string, got {type(value).__name__}"])
-    if not value or len(value) > MAX_ID_LENGTH:
+    if not value or len(value) > max_length:
         raise ValidationError(
-            f"invalid {what}", [f"expected 1 to {MAX_ID_LENGTH} characters, got {len(value)}"]
+            f"invalid {what}", [f"expected 1 to {max_length} characters, got {len(value)}"]
         )
     if not _ID.fullmatch(value) or value in (".", ".."):
         raise ValidationError(

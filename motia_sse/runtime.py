@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 import attrs
@@ -12,6 +13,7 @@ from motia_sse.access import AccessControl
 from motia_sse.backend import Backend, open_backend
 from motia_sse.config import Settings
 from motia_sse.context import ContextFactory, Emitter, Streams
+from motia_sse.exceptions import Refused
 from motia_sse.loader import Project
 from motia_sse.queue.worker import Worker
 from motia_sse.state import State
@@ -38,6 +40,29 @@ class Runtime:
     feeds: set[Feed]
     access: AccessControl
     api_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set)
+    feeds_by_client: Counter[str] = attrs.field(factory=Counter)
+
+    def admit_feed(self, client: str) -> None:
+        """Raise Refused if one more feed, from `client`, would pass a limit."""
+        if len(self.feeds) >= self.settings.max_feeds:
+            raise Refused(503, "too many open feeds", [
+                f"the server holds {len(self.feeds)} feeds, its limit (max_feeds)"])
+        held, limit = self.feeds_by_client[client], self.settings.max_feeds_per_client
+        if held >= limit:
+            raise Refused(429, "too many feeds from this address", [
+                f"{client} holds {held} feeds, the limit is {limit} (max_feeds_per_client)"])
+
+    def add_feed(self, feed: Feed, client: str) -> None:
+        """Track an open feed, to count it and to close it on shutdown."""
+        self.feeds.add(feed)
+        self.feeds_by_client[client] += 1
+
+    def remove_feed(self, feed: Feed, client: str) -> None:
+        """Forget a feed that has ended."""
+        self.feeds.discard(feed)
+        self.feeds_by_client[client] -= 1
+        if not self.feeds_by_client[client]:
+            del self.feeds_by_client[client]
 
     async def start(self) -> None:
         """Connect the backend, then start taking events."""
@@ -80,9 +105,11 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
         if base.storage_type == "custom" and base.factory is not None:
             custom.append(base.factory())
             streams[loaded.config.name] = Stream(loaded.config, custom[-1], backend.fanout,
-                                                 shared_versions=False)
+                                                 shared_versions=False,
+                                                 max_id_length=settings.max_id_length)
         else:
-            streams[loaded.config.name] = Stream(loaded.config, backend.store, backend.fanout)
+            streams[loaded.config.name] = Stream(loaded.config, backend.store, backend.fanout,
+                                                 max_id_length=settings.max_id_length)
     accessor = Streams(streams)
     contexts = ContextFactory(accessor, State(backend.store), Emitter(project, backend.queue))
     worker = Worker(backend.queue, {s.name: s for s in project.event_steps}, contexts,

@@ -49,12 +49,19 @@ async def _feed(request: web.Request,
                 parse: Callable[[Runtime], list[Subscription]]) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     try:
+        runtime.admit_feed(_client(request))
         subs = parse(runtime)
         await runtime.access.check(request, [StreamSubscription(s.stream, s.group, s.item)
                                              for s in subs])
     except Refused as exc:
-        return error_response(exc.status, exc.error, exc.details)
+        headers = {"Retry-After": "5"} if exc.status in (429, 503) else None
+        return error_response(exc.status, exc.error, exc.details, headers)
     return await _serve(request, runtime, subs)
+
+
+def _client(request: web.Request) -> str:
+    # The peer address; behind a proxy, that is the proxy's (raise the limit there).
+    return request.remote or "unknown"
 
 
 def _parse_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
@@ -87,9 +94,10 @@ def _subscription(runtime: Runtime, kind: FeedKind, stream: str, group: str,
                   item: str | None) -> Subscription:
     try:
         runtime.streams[stream]
-        check_id("group id", group)
+        limit = runtime.settings.max_id_length
+        check_id("group id", group, limit)
         if item is not None:
-            check_id("item id", item)
+            check_id("item id", item, limit)
     except UnknownStreamError as exc:
         raise Refused(404, exc.error, exc.details) from None
     except ValidationError as exc:
@@ -109,7 +117,7 @@ async def _serve(request: web.Request, runtime: Runtime,
     # Subscribe before reading, hold until the initial state is out: nothing is missed.
     for sub in subs:
         runtime.hub.subscribe(sub, feed)
-    runtime.feeds.add(feed)
+    runtime.add_feed(feed, _client(request))
     try:
         async with response:
             initial: list[tuple[Hashable, Frame]] = [("retry", runtime.retry_frame)]
@@ -120,7 +128,7 @@ async def _serve(request: web.Request, runtime: Runtime,
     finally:
         for sub in subs:
             runtime.hub.unsubscribe(sub, feed)
-        runtime.feeds.discard(feed)
+        runtime.remove_feed(feed, _client(request))
     return response
 
 

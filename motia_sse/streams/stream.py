@@ -10,7 +10,7 @@ import attrs
 from motia_sse.config import StreamConfig
 from motia_sse.converter import converter, structure, unstructure
 from motia_sse.exceptions import ValidationError
-from motia_sse.ids import check_id
+from motia_sse.ids import MAX_ID_LENGTH, check_id
 from motia_sse.streams.fanout import Fanout
 from motia_sse.streams.store import Change, GroupSnapshot, JsonObject, StoredItem, StreamStore
 
@@ -75,6 +75,8 @@ class Stream(Generic[T]):
     # False for a custom store: its versions are its own, not comparable with the
     # server store's, so a multiplexed reconnect resends its items rather than guess.
     shared_versions: bool = True
+    # Longest group or item id accepted (Settings.max_id_length).
+    max_id_length: int = MAX_ID_LENGTH
     # A store that announces its own changes (Redis, atomically with the write).
     _store_announces: bool = attrs.field(init=False)
 
@@ -93,8 +95,8 @@ class Stream(Generic[T]):
 
     async def set(self, group_id: str, id: str, data: T | Mapping[str, Any]) -> StreamItem[T]:
         """Create or replace an item; raises ValidationError if `data` does not fit."""
-        check_id("group id", group_id)
-        check_id("item id", id)
+        self._check("group id", group_id)
+        self._check("item id", id)
         typed = self._typed(data)
         change = await self._store.set(self.name, group_id, id, unstructure(typed))
         await self._announce(change)
@@ -102,14 +104,14 @@ class Stream(Generic[T]):
 
     async def get(self, group_id: str, id: str) -> StreamItem[T] | None:
         """The item, or None."""
-        stored = await self._store.get(self.name, check_id("group id", group_id),
-                                       check_id("item id", id))
+        stored = await self._store.get(self.name, self._check("group id", group_id),
+                                       self._check("item id", id))
         return None if stored is None or stored.deleted else self._item(stored)
 
     async def delete(self, group_id: str, id: str) -> bool:
         """Remove the item; feeds get `event: delete`. False if there was none."""
-        change = await self._store.delete(self.name, check_id("group id", group_id),
-                                          check_id("item id", id))
+        change = await self._store.delete(self.name, self._check("group id", group_id),
+                                          self._check("item id", id))
         if change is None:
             return False
         await self._announce(change)
@@ -125,20 +127,23 @@ class Stream(Generic[T]):
 
     async def get_group(self, group_id: str) -> list[StreamItem[T]]:
         """Every item of the group, ordered by id."""
-        snapshot = await self._store.get_group(self.name, check_id("group id", group_id))
+        snapshot = await self._store.get_group(self.name, self._check("group id", group_id))
         return [self._item(s) for s in snapshot.items if not s.deleted]
 
     async def send(self, channel: StreamChannel, event: StreamEvent) -> None:
         """Push an ephemeral event to the feeds open on `channel` now."""
-        check_id("group id", channel.group_id)
+        self._check("group id", channel.group_id)
         if channel.id is not None:
-            check_id("item id", channel.id)
+            self._check("item id", channel.id)
         await self._fanout.send(self.name, channel.group_id, channel.id, event.type,
                                 unstructure(event.data))
 
     async def _announce(self, change: Change) -> None:
         if not self._store_announces:
             await self._fanout.changed(change, self.shared_versions)
+
+    def _check(self, what: str, value: str) -> str:
+        return check_id(what, value, self.max_id_length)
 
     def _typed(self, data: T | Mapping[str, Any]) -> T:
         schema: type[T] = self.config.schema
