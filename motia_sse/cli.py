@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
                               "(default $REDIS_URL; unset: the embedded store)")
         sub.add_argument("--redis-prefix", default="motia",
                          help="prefix of every Redis key and channel (default motia)")
+        sub.add_argument("--max-handlers", type=int, default=64,
+                         help="event handlers running at once in this process (64)")
+        sub.add_argument("--shutdown-timeout", type=float, default=10.0,
+                         help="seconds running handlers get to finish on shutdown (10)")
         sub.add_argument("--max-attempts", type=int, default=3,
                          help="tries of a failing event handler before dead-lettering (3)")
         sub.add_argument("--retry-backoff", type=float, default=0.5,
@@ -81,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         data_dir=args.data_dir, heartbeat_interval=args.heartbeat,
                         redis_url=args.redis or None, redis_prefix=args.redis_prefix,
                         max_attempts=args.max_attempts, retry_backoff=args.retry_backoff,
+                        max_concurrent_handlers=args.max_handlers,
+                        shutdown_timeout=args.shutdown_timeout,
                         visibility_timeout=args.visibility_timeout, max_feeds=args.max_feeds,
                         max_feeds_per_client=args.max_feeds_per_client,
                         max_body_size=args.max_body_size, max_header_size=args.max_header_size)
@@ -95,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         web.run_app(create_app(settings, project), host=settings.host, port=settings.port,
                     handler_cancellation=True, print=None, access_log=None,
+                    shutdown_timeout=settings.shutdown_timeout,
                     max_line_size=settings.max_header_size,
                     max_field_size=settings.max_header_size)
     except BackendUnavailable as exc:

@@ -63,6 +63,9 @@ config = EventConfig(name="DoWork", subscribes=["work"], input=Work)
 async def handler(input: Work, ctx: FlowContext) -> None:
     if input.mode == "fail":
         raise RuntimeError(f"work {input.n} always fails")
+    if input.mode == "nap":
+        await ctx.streams.cells.set("started", str(input.n), Cell(value=input.n, pid=os.getpid()))
+        await asyncio.sleep(0.5)
     if input.mode == "slow" and os.environ.get("SLOW_WORKER"):
         await ctx.streams.cells.set("started", str(input.n), Cell(value=input.n, pid=os.getpid()))
         await asyncio.sleep(3600)

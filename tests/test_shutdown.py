@@ -1,0 +1,82 @@
+"""SIGTERM under load: feeds end cleanly, running handlers finish, queued events are kept."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import RedisServer, ServerProcess
+from tests.sse_parse import SseReader
+from tests.work_steps import write_work_steps
+
+MakeServer = Callable[..., ServerProcess]
+
+
+async def cells(session: aiohttp.ClientSession, server: ServerProcess,
+                group: str) -> list[dict[str, Any]]:
+    """A cells group's items, from its feed's opening sync."""
+    async with session.get(f"{server.url}/streams/cells/{group}") as response:
+        items: list[dict[str, Any]] = (await SseReader(response).next()).json()
+    return items
+
+
+async def sigterm_mid_work(session: aiohttp.ClientSession, first: ServerProcess) -> list[bytes]:
+    """Open feeds, emit three half-second jobs to a one-handler server, SIGTERM it while
+    the first runs; return what each feed received, to its clean end."""
+    feeds = [await session.get(f"{first.url}/streams/cells/runs/{n}") for n in range(20)]
+    for n in (1, 2, 3):
+        await session.post(f"{first.url}/work", json={"n": n, "mode": "nap"})
+    async with asyncio.timeout(10):
+        while not await cells(session, first, "started"):
+            await asyncio.sleep(0.02)
+    assert first.stop(signal.SIGTERM) == 0, first.output()
+    received = [await feed.content.read() for feed in feeds]
+    for feed in feeds:
+        feed.close()
+    return received
+
+
+async def test_sigterm_embedded(server_process: MakeServer, tmp_path: Path) -> None:
+    """Embedded: the running handler completes before exit; the queued two run after a
+    restart; every feed ended with a proper end of stream."""
+    steps = write_work_steps(tmp_path / "steps")
+    args = ("--steps", str(steps), "--max-handlers", "1", "--shutdown-timeout", "5")
+    first = server_process(*args).start()
+    async with aiohttp.ClientSession() as session:
+        received = await sigterm_mid_work(session, first)
+        assert all(r.startswith(b"retry: ") for r in received)
+        second = server_process(*args, port=first.port).start()
+        async with asyncio.timeout(15):
+            while len(runs := await cells(session, second, "runs")) < 3:
+                await asyncio.sleep(0.05)
+    assert first.process is not None
+    assert second.process is not None
+    by_pid = {r["value"]: r["pid"] for r in runs}
+    assert by_pid == {1: first.process.pid, 2: second.process.pid, 3: second.process.pid}
+
+
+async def test_sigterm_on_redis_leaves_events_for_others(
+    server_process: MakeServer, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Redis: the stopping process finishes its running handler and takes nothing more;
+    another process handles the rest."""
+    steps = write_work_steps(tmp_path / "steps")
+    args = ("--steps", str(steps), "--max-handlers", "1", "--shutdown-timeout", "5",
+            "--redis", redis_server.url, "--redis-prefix", f"test-{uuid.uuid4().hex[:8]}")
+    first = server_process(*args).start()
+    async with aiohttp.ClientSession() as session:
+        await sigterm_mid_work(session, first)
+        other = server_process(*args).start()
+        async with asyncio.timeout(15):
+            while len(runs := await cells(session, other, "runs")) < 3:
+                await asyncio.sleep(0.05)
+    assert first.process is not None
+    assert other.process is not None
+    by_pid = {r["value"]: r["pid"] for r in runs}
+    assert by_pid == {1: first.process.pid, 2: other.process.pid, 3: other.process.pid}
