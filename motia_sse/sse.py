@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Hashable
 from typing import Any
 from urllib.parse import unquote
@@ -111,7 +112,12 @@ async def _serve(request: web.Request, runtime: Runtime,
     if request.version < (1, 1):
         # Without chunked encoding only closing the connection can end the feed.
         response.headers["Connection"] = "close"
-    writer = await response.prepare(request)
+    try:
+        writer = await response.prepare(request)
+    except ConnectionResetError:
+        # The client hung up before the headers went out: nothing to serve, nothing to
+        # log. aiohttp treats a cancelled handler as a premature disconnection.
+        raise asyncio.CancelledError from None
     assert writer is not None
     feed = Feed(request.protocol, writer, request.version >= (1, 1))
     # Subscribe before reading, hold until the initial state is out: nothing is missed.

@@ -34,6 +34,16 @@ async def handler(req: ApiRequest[Value], ctx: FlowContext) -> ApiResponse:
                                        Cell(value=req.body.value, pid=os.getpid()))
     return ApiResponse(status=200, body={"version": item.version})
 ''',
+    "delete_api_step.py": '''
+from typing import Any
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+config = ApiRouteConfig(name="DeleteCell", path="/cells/{group}/{id}", method="DELETE")
+
+async def handler(req: ApiRequest[Any], ctx: FlowContext) -> ApiResponse:
+    deleted = await ctx.streams.cells.delete(req.path_params["group"], req.path_params["id"])
+    return ApiResponse(status=200, body={"deleted": deleted})
+''',
     "emit_api_step.py": '''
 import attrs
 from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
