@@ -5,6 +5,7 @@ from motia_sse.app import create_app
 from motia_sse.config import (
     ApiRouteConfig,
     BaseConfig,
+    CronConfig,
     EventConfig,
     QueryParam,
     Settings,
@@ -21,6 +22,7 @@ __all__ = [
     "ApiRouteConfig",
     "BaseConfig",
     "Change",
+    "CronConfig",
     "EventConfig",
     "FlowContext",
     "LoadError",

@@ -36,6 +36,7 @@ class Backend:
     queue: EventQueue
     redis: Redis | None = None
     redis_url: str | None = None
+    redis_prefix: str = "motia"
 
     async def start(self) -> None:
         """Connect; raise BackendUnavailable with the address if Redis does not answer."""
@@ -47,6 +48,14 @@ class Backend:
                 await self.fanout.start()
         except (RedisError, OSError) as exc:
             raise BackendUnavailable(f"cannot reach Redis at {self.redis_url}: {exc}") from exc
+
+    async def claim_tick(self, step: str, tick: int) -> bool:
+        """Whether this process runs cron `step` at `tick`: always, unless on Redis,
+        where the first process to claim a tick gets it."""
+        if self.redis is None:
+            return True
+        key = f"{self.redis_prefix}:cron:{step}:{tick}"
+        return bool(await self.redis.set(key, b"1", nx=True, ex=24 * 3600))
 
     async def close(self) -> None:
         """Release connections and files."""
@@ -69,7 +78,7 @@ def open_backend(settings: Settings, hub: Hub, event_steps: list[str],
         return Backend(RedisStore(redis, prefix), RedisFanout(redis, hub, prefix, on_gap),
                        RedisQueue(redis, prefix, event_steps, policy,
                                   settings.visibility_timeout),
-                       redis, settings.redis_url)
+                       redis, settings.redis_url, prefix)
     if settings.store == "memory":
         return Backend(MemoryStore(), LocalFanout(hub), MemoryQueue(policy))
     return Backend(SqliteStore.open(settings.data_dir / "streams.sqlite3"), LocalFanout(hub),

@@ -122,3 +122,5 @@ def _announce(settings: Settings, project: Project) -> None:
         log.info("  stream /streams/%s/<group>/<id>", stream.config.name)
     for step in project.event_steps:
         log.info("  event  %s", step.name)
+    for step in project.cron_steps:
+        log.info("  cron   %s  (%s)", step.name, getattr(step.config, "cron", ""))

@@ -79,7 +79,19 @@ class EventConfig:
     description: str = ""
 
 
-StepConfig = ApiRouteConfig | EventConfig
+@attrs.frozen
+class CronConfig:
+    """A cron step: its handler runs on a schedule (`cron`, five fields, UTC; a sixth
+    field, seconds, is allowed). With Redis, each tick runs once across all processes."""
+
+    name: str
+    cron: str
+    emits: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    description: str = ""
+
+
+StepConfig = ApiRouteConfig | EventConfig | CronConfig
 
 
 @attrs.frozen

@@ -14,8 +14,9 @@ from types import ModuleType
 from typing import Any
 
 import attrs
+from croniter import croniter
 
-from motia_sse.config import ApiRouteConfig, EventConfig, StepConfig, StreamConfig
+from motia_sse.config import ApiRouteConfig, CronConfig, EventConfig, StepConfig, StreamConfig
 from motia_sse.exceptions import LoadError, LoadErrors
 from motia_sse.ids import is_stream_name
 
@@ -61,6 +62,7 @@ class Project:
     warnings: list[str]
     # From `stream_auth.py`: the request -> auth context hook, if the project has one.
     authenticate: Callable[..., Any] | None = None
+    cron_steps: list[LoadedStep] = attrs.field(factory=list)
 
     def subscribers(self, topic: str) -> list[LoadedStep]:
         """Event steps subscribed to `topic`."""
@@ -107,6 +109,7 @@ def load_project(steps_dir: Path) -> Project:
         steps_dir=steps_dir,
         api_steps=[s for s in steps if isinstance(s.config, ApiRouteConfig)],
         event_steps=[s for s in steps if isinstance(s.config, EventConfig)],
+        cron_steps=[s for s in steps if isinstance(s.config, CronConfig)],
         streams=streams,
         warnings=_unheard_topics(steps),
         authenticate=authenticate,
@@ -210,30 +213,37 @@ def _load_auth(path: Path, module: ModuleType, all_files: list[Path]) -> Callabl
 
 def _load_step(path: Path, module: ModuleType) -> LoadedStep:
     config = getattr(module, "config", None)
-    if not isinstance(config, (ApiRouteConfig, EventConfig)):
-        raise LoadError(path, "expected `config = ApiRouteConfig(...)` or `EventConfig(...)`, "
-                              f"found {_describe(config)}")
+    if not isinstance(config, (ApiRouteConfig, EventConfig, CronConfig)):
+        raise LoadError(path, "expected `config = ApiRouteConfig(...)`, `EventConfig(...)` "
+                              f"or `CronConfig(...)`, found {_describe(config)}")
     handler = getattr(module, "handler", None)
     if not inspect.iscoroutinefunction(handler):
         raise LoadError(path, f"expected `async def handler(...)`, found {_describe(handler)}")
     _check_arity(path, config, handler)
     if isinstance(config, ApiRouteConfig):
         _check_route(path, config)
+    elif isinstance(config, CronConfig):
+        if not croniter.is_valid(config.cron):
+            raise LoadError(path, f"cron {config.cron!r} is not a cron expression; expected "
+                                  "five fields (minute hour day month weekday), e.g. "
+                                  "'*/5 * * * *', or six with seconds last")
     elif not config.subscribes:
         raise LoadError(path, "an event step must subscribe to at least one topic")
     return LoadedStep(config, handler, path)
 
 
 def _check_arity(path: Path, config: StepConfig, handler: Handler) -> None:
-    first = "req" if isinstance(config, ApiRouteConfig) else "input"
+    expected = {ApiRouteConfig: ("req", "ctx"), EventConfig: ("input", "ctx"),
+                CronConfig: ("ctx",)}[type(config)]
     params = list(inspect.signature(handler).parameters.values())
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL
                 and p.kind is not p.VAR_KEYWORD]
     varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
-    if len(required) > 2 or (len(positional) < 2 and not varargs):
+    if len(required) > len(expected) or (len(positional) < len(expected) and not varargs):
         line = inspect.getsourcelines(handler)[1]
-        raise LoadError(f"{path}:{line}", f"handler must take two arguments ({first}, ctx), "
+        count = {1: "one argument", 2: "two arguments"}[len(expected)]
+        raise LoadError(f"{path}:{line}", f"handler must take {count} ({', '.join(expected)}), "
                                           f"found ({', '.join(p.name for p in params)})")
 
 

@@ -13,6 +13,7 @@ from motia_sse.access import AccessControl
 from motia_sse.backend import Backend, open_backend
 from motia_sse.config import Settings
 from motia_sse.context import ContextFactory, Emitter, Streams
+from motia_sse.cron import CronScheduler
 from motia_sse.exceptions import Refused
 from motia_sse.loader import Project
 from motia_sse.queue.worker import Worker
@@ -36,6 +37,7 @@ class Runtime:
     streams: Streams
     contexts: ContextFactory
     worker: Worker
+    cron: CronScheduler
     retry_frame: Frame
     feeds: set[Feed]
     access: AccessControl
@@ -68,9 +70,11 @@ class Runtime:
         """Connect the backend, then start taking events."""
         await self.backend.start()
         self.worker.start()
+        self.cron.start()
 
     async def close(self) -> None:
         """Stop handlers (waiting up to the shutdown timeout), then release everything."""
+        await self.cron.stop(self.settings.shutdown_timeout)
         await self.worker.stop(self.settings.shutdown_timeout)
         if self.api_tasks:
             await asyncio.wait(set(self.api_tasks), timeout=self.settings.shutdown_timeout)
@@ -115,6 +119,7 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
     worker = Worker(backend.queue, {s.name: s for s in project.event_steps}, contexts,
                     settings.max_concurrent_handlers)
     rules = {s.config.name: s.config.can_access for s in project.streams if s.config.can_access}
-    return Runtime(settings, project, backend, custom, hub, accessor, contexts, worker,
+    cron = CronScheduler(project.cron_steps, contexts, backend.claim_tick)
+    return Runtime(settings, project, backend, custom, hub, accessor, contexts, worker, cron,
                    Frame.retry(settings.retry_ms), feeds,
                    AccessControl(project.authenticate, rules))

@@ -1,0 +1,88 @@
+"""Cron steps: run each handler on its schedule; with Redis, once per tick in all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import attrs
+from croniter import croniter
+
+from motia_sse.context import ContextFactory
+from motia_sse.loader import LoadedStep
+from motia_sse.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+# (step name, tick as epoch seconds) -> whether this process runs that tick.
+ClaimTick = Callable[[str, int], Awaitable[bool]]
+
+
+async def always(step: str, tick: int) -> bool:
+    """One process: every tick is ours."""
+    del step, tick
+    return True
+
+
+@attrs.define
+class CronScheduler:
+    """Sleeps until the next tick of any cron step, then runs what is due."""
+
+    _steps: list[LoadedStep]
+    _contexts: ContextFactory
+    _claim: ClaimTick = always
+    _task: asyncio.Task[None] | None = None
+    _running: set[asyncio.Task[None]] = attrs.field(factory=set)
+
+    def start(self) -> None:
+        """Begin the schedule (nothing to do without cron steps)."""
+        if self._steps:
+            self._task = asyncio.create_task(self._loop(), name="motia-sse-cron")
+
+    async def stop(self, grace: float) -> None:
+        """No more ticks; running handlers get `grace` seconds, then are cancelled."""
+        await cancel_and_wait(self._task)
+        if self._running:
+            _, late = await asyncio.wait(set(self._running), timeout=grace)
+            for task in late:
+                await cancel_and_wait(task)
+
+    async def _loop(self) -> None:
+        now = time.time()
+        schedules = {s.name: croniter(getattr(s.config, "cron", ""),
+                                      datetime.fromtimestamp(now, UTC)) for s in self._steps}
+        due: dict[str, float] = {name: it.get_next(float) for name, it in schedules.items()}
+        steps = {s.name: s for s in self._steps}
+        while True:
+            await asyncio.sleep(max(0.0, min(due.values()) - time.time()))
+            now = time.time()
+            for name, tick in list(due.items()):
+                if tick > now:
+                    continue
+                await self._fire(steps[name], int(tick))
+                while due[name] <= now:  # a late loop skips missed ticks, it does not pile up
+                    due[name] = schedules[name].get_next(float)
+
+    async def _fire(self, step: LoadedStep, tick: int) -> None:
+        try:
+            if not await self._claim(step.name, tick):
+                return
+        except Exception:  # Redis away: skip this tick rather than run it twice
+            log.exception("cannot claim cron tick %s of %r", tick, step.name)
+            return
+        task = asyncio.create_task(self._run(step, tick), name=f"cron:{step.name}:{tick}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, step: LoadedStep, tick: int) -> None:
+        ctx = self._contexts(step, uuid.uuid4().hex)
+        try:
+            # The loader checked that a cron handler takes the context alone.
+            await cast(Callable[[Any], Awaitable[Any]], step.handler)(ctx)
+        except Exception:
+            ctx.logger.exception(f"cron handler failed ({step.path})", tick=tick)
