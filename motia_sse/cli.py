@@ -1,4 +1,9 @@
-"""`motia-sse dev|start`: read the settings once, load the steps, serve."""
+"""`motia-sse`: serve (`dev`, `start`), inspect (`steps`), scaffold (`new`).
+
+Settings come from flags, then `MOTIA_*` environment variables (`--max-feeds` is
+`MOTIA_MAX_FEEDS`; `REDIS_URL` works too), then the defaults of `Settings`; they are
+read once here and passed in, never read again by the server.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -21,6 +27,32 @@ from motia_sse.logs import setup_logging
 
 log = logging.getLogger("motia_sse")
 
+# (flag, Settings field, type, help); the default is the field's.
+OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--port", "port", int, "port to listen on"),
+    ("--steps", "steps_dir", Path, "folder of *_step.py and *_stream.py files"),
+    ("--store", "store", str, "where stream items live without Redis: sqlite or memory"),
+    ("--data-dir", "data_dir", Path, "folder of the SQLite store and queue"),
+    ("--redis", "redis_url", str, "Redis URL: items, cross-process feeds, event queue "
+                                  "(also $REDIS_URL; unset: the embedded store)"),
+    ("--redis-prefix", "redis_prefix", str, "prefix of every Redis key and channel"),
+    ("--max-handlers", "max_concurrent_handlers", int, "event handlers running at once"),
+    ("--shutdown-timeout", "shutdown_timeout", float,
+     "seconds running handlers get to finish on shutdown"),
+    ("--max-attempts", "max_attempts", int, "tries of a failing event handler"),
+    ("--retry-backoff", "retry_backoff", float, "seconds before the first retry; doubles"),
+    ("--visibility-timeout", "visibility_timeout", float,
+     "Redis: seconds before another process claims a silent process's event"),
+    ("--max-subscriptions", "max_subscriptions", int, "subscriptions per multiplexed feed"),
+    ("--max-feeds", "max_feeds", int, "feeds open at once; past it, 503"),
+    ("--max-feeds-per-client", "max_feeds_per_client", int,
+     "feeds open at once from one address; past it, 429"),
+    ("--max-id-length", "max_id_length", int, "longest group or item id"),
+    ("--max-body-size", "max_body_size", int, "largest request body in bytes; past it, 413"),
+    ("--max-header-size", "max_header_size", int, "largest header line in bytes; past it, 400"),
+    ("--heartbeat", "heartbeat_interval", float, "seconds between heartbeats on idle feeds"),
+]
+
 
 def _version() -> str:
     try:
@@ -29,73 +61,89 @@ def _version() -> str:
         return "unknown"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _env_name(flag: str) -> str:
+    return "MOTIA_" + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def _add_serve_options(sub: argparse.ArgumentParser, host: str,
+                       env: Mapping[str, str]) -> None:
+    defaults = Settings()
+    sub.add_argument("--host", default=env.get("MOTIA_HOST", host),
+                     help=f"address to bind (default {host}; $MOTIA_HOST)")
+    for flag, field, kind, about in OPTIONS:
+        default = getattr(defaults, field)
+        fallback = env.get("REDIS_URL") if field == "redis_url" else None
+        raw = env.get(_env_name(flag), fallback)
+        choices = ("sqlite", "memory") if field == "store" else None
+        sub.add_argument(flag, dest=field, type=kind, choices=choices,
+                         default=raw if raw is not None else default,
+                         help=f"{about} (default {default}; ${_env_name(flag)})")
+    sub.add_argument("--log-format", choices=("text", "json"),
+                     default=env.get("MOTIA_LOG_FORMAT", "text"),
+                     help="text, or one JSON object per line ($MOTIA_LOG_FORMAT)")
+
+
+def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motia-sse", description=(
         "Serve step files as REST endpoints, event steps and live SSE stream feeds."))
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, host, about in (
-        ("dev", "localhost", "serve for development (localhost, text logs)"),
-        ("start", "0.0.0.0", "serve for production"),
-    ):
-        sub = commands.add_parser(name, help=about, description=about)
-        sub.add_argument("--host", default=host, help=f"address to bind (default {host})")
-        sub.add_argument("--port", type=int, default=3000, help="port (default 3000)")
-        sub.add_argument("--steps", type=Path, default=Path("steps"),
-                         help="folder of *_step.py and *_stream.py files (default steps/)")
-        sub.add_argument("--store", choices=("sqlite", "memory"), default="sqlite",
-                         help="where stream items live (default sqlite, under --data-dir)")
-        sub.add_argument("--data-dir", type=Path, default=Path(".motia"),
-                         help="folder for the SQLite store (default .motia/)")
-        sub.add_argument("--redis", metavar="URL", default=os.environ.get("REDIS_URL"),
-                         help="Redis for items, cross-process feeds and the event queue "
-                              "(default $REDIS_URL; unset: the embedded store)")
-        sub.add_argument("--redis-prefix", default="motia",
-                         help="prefix of every Redis key and channel (default motia)")
-        sub.add_argument("--max-handlers", type=int, default=64,
-                         help="event handlers running at once in this process (64)")
-        sub.add_argument("--shutdown-timeout", type=float, default=10.0,
-                         help="seconds running handlers get to finish on shutdown (10)")
-        sub.add_argument("--max-attempts", type=int, default=3,
-                         help="tries of a failing event handler before dead-lettering (3)")
-        sub.add_argument("--retry-backoff", type=float, default=0.5,
-                         help="seconds before the first retry; doubles each time (0.5)")
-        sub.add_argument("--visibility-timeout", type=float, default=60.0,
-                         help="Redis: seconds before another process claims the event of "
-                              "a silent one (60)")
-        sub.add_argument("--max-feeds", type=int, default=10_000,
-                         help="feeds open at once; past it, 503 (10000)")
-        sub.add_argument("--max-feeds-per-client", type=int, default=200,
-                         help="feeds open at once from one address; past it, 429 (200)")
-        sub.add_argument("--max-body-size", type=int, default=1024 * 1024,
-                         help="largest request body in bytes; past it, 413 (1 MiB)")
-        sub.add_argument("--max-header-size", type=int, default=8190,
-                         help="largest request line or header in bytes; past it, 400 (8190)")
-        sub.add_argument("--heartbeat", type=float, default=15.0,
-                         help="seconds between heartbeat comments on idle feeds (default 15)")
-        sub.add_argument("--log-format", choices=("text", "json"), default="text")
+    dev = commands.add_parser("dev", help="serve for development, reloading on changes",
+                              description="Serve on localhost; restart when a file under "
+                                          "the steps folder changes.")
+    _add_serve_options(dev, "localhost", env)
+    dev.add_argument("--no-reload", action="store_true", help="do not watch the steps folder")
+    start = commands.add_parser("start", help="serve for production",
+                                description="Serve, without reloading.")
+    _add_serve_options(start, "0.0.0.0", env)
+    steps = commands.add_parser("steps", help="list what a steps folder declares",
+                                description="Load the steps folder and list its streams and "
+                                            "steps, or its errors.")
+    steps.add_argument("--steps", dest="steps_dir", type=Path,
+                       default=Path(env.get("MOTIA_STEPS", "steps")))
+    new = commands.add_parser("new", help="create a project with the example steps",
+                              description="Create NAME/ with steps, a README and a Makefile.")
+    new.add_argument("name", type=Path)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
+    """The Settings of a `dev` or `start` command line in an environment."""
+    return settings_from(_parser(env).parse_args(argv))
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The Settings the parsed flags describe."""
+    values = {field: getattr(args, field) for _, field, _, _ in OPTIONS}
+    values["redis_url"] = values["redis_url"] or None
+    return Settings(host=args.host, **values)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    env = os.environ if env is None else env
+    args = _parser(env).parse_args(argv)
+    if args.command == "new":
+        from motia_sse.scaffold import create_project
+
+        return create_project(args.name)
+    if args.command == "steps":
+        return _list_steps(args.steps_dir)
     setup_logging(args.log_format)
-    settings = Settings(host=args.host, port=args.port, steps_dir=args.steps, store=args.store,
-                        data_dir=args.data_dir, heartbeat_interval=args.heartbeat,
-                        redis_url=args.redis or None, redis_prefix=args.redis_prefix,
-                        max_attempts=args.max_attempts, retry_backoff=args.retry_backoff,
-                        max_concurrent_handlers=args.max_handlers,
-                        shutdown_timeout=args.shutdown_timeout,
-                        visibility_timeout=args.visibility_timeout, max_feeds=args.max_feeds,
-                        max_feeds_per_client=args.max_feeds_per_client,
-                        max_body_size=args.max_body_size, max_header_size=args.max_header_size)
+    settings = settings_from(args)
+    if args.command == "dev" and not args.no_reload:
+        from motia_sse.reload import serve_with_reload
+
+        return serve_with_reload(settings, list(argv if argv is not None else sys.argv[1:]))
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    """Load the steps and serve until stopped; 1 if the steps or Redis are not right."""
     try:
         project = load_project(settings.steps_dir)
     except LoadErrors as exc:
-        print(f"motia-sse: cannot load {settings.steps_dir}:", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
+        print_load_errors(settings.steps_dir, exc)
         return 1
     _announce(settings, project)
     try:
@@ -110,11 +158,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def print_load_errors(steps_dir: Path, exc: LoadErrors) -> None:
+    """One line per problem, each naming its file."""
+    print(f"motia-sse: cannot load {steps_dir}:", file=sys.stderr)
+    for error in exc.errors:
+        print(f"  {error}", file=sys.stderr)
+
+
+def _list_steps(steps_dir: Path) -> int:
+    try:
+        project = load_project(steps_dir)
+    except LoadErrors as exc:
+        print_load_errors(steps_dir, exc)
+        return 1
+    rows = [("stream", s.config.name, f"/streams/{s.config.name}/<group>/<id>", s.path)
+            for s in project.streams]
+    for step in project.api_steps:
+        assert isinstance(step.config, ApiRouteConfig)
+        rows.append(("api", step.name, f"{step.config.method.upper()} {step.config.path}",
+                     step.path))
+    rows += [("event", s.name, "on " + ", ".join(getattr(s.config, "subscribes", ())), s.path)
+             for s in project.event_steps]
+    rows += [("cron", s.name, getattr(s.config, "cron", ""), s.path) for s in project.cron_steps]
+    width = [max((len(str(r[i])) for r in rows), default=0) for i in range(3)]
+    for row in rows:
+        kind, name, what, path = row
+        print(f"{kind:<{width[0]}}  {name:<{width[1]}}  {what:<{width[2]}}  "
+              f"{Path(path).relative_to(project.steps_dir)}")
+    for warning in project.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
 def _announce(settings: Settings, project: Project) -> None:
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
     store = f"redis {settings.redis_url}" if settings.redis_url else settings.store
-    log.info("motia-sse %s serving %s on http://%s:%d (store: %s)", _version(),
-             settings.steps_dir, shown, settings.port, store)
+    log.info("motia-sse %s serving %s on http://%s:%d (store: %s); workbench at that URL",
+             _version(), settings.steps_dir, shown, settings.port, store)
     for step in project.api_steps:
         assert isinstance(step.config, ApiRouteConfig)
         log.info("  route  %-6s %s  (%s)", step.config.method.upper(), step.config.path, step.name)

@@ -1,0 +1,150 @@
+"""The command line: settings from flags and MOTIA_* variables, steps, new, dev reload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from motia_sse.cli import parse_settings
+from tests.conftest import EXAMPLE_STEPS, free_port
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `python -m motia_sse ARGS` to completion."""
+    return subprocess.run([sys.executable, "-m", "motia_sse", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_flags_then_environment_then_defaults() -> None:
+    """MOTIA_* variables set what flags do not; flags win; REDIS_URL is read too."""
+    env = {"MOTIA_PORT": "4000", "MOTIA_MAX_FEEDS": "7", "MOTIA_STORE": "memory",
+           "REDIS_URL": "redis://127.0.0.1:1/0", "MOTIA_HEARTBEAT": "2.5"}
+    settings = parse_settings(["start", "--max-feeds", "9"], env)
+    assert (settings.port, settings.max_feeds, settings.store) == (4000, 9, "memory")
+    assert settings.redis_url == "redis://127.0.0.1:1/0"
+    assert settings.heartbeat_interval == 2.5
+    assert settings.host == "0.0.0.0"
+    assert parse_settings(["dev"], {}).host == "localhost"
+    assert parse_settings(["dev"], {}).port == 3000
+
+
+def test_bad_environment_value_is_a_clear_error() -> None:
+    """A MOTIA_* variable that is not a number fails like a bad flag, naming it."""
+    with pytest.raises(SystemExit):
+        parse_settings(["start"], {"MOTIA_PORT": "many"})
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    """--version names the version; every command has --help."""
+    assert run_cli("--version", cwd=tmp_path).stdout.startswith("motia-sse 0.1.0")
+    for command in ("dev", "start", "steps", "new"):
+        done = run_cli(command, "--help", cwd=tmp_path)
+        assert done.returncode == 0
+        assert "usage: motia-sse " + command in done.stdout
+
+
+def test_steps_lists_what_loaded(tmp_path: Path) -> None:
+    """`steps` lists streams and steps with their files; a broken folder exits 1."""
+    done = run_cli("steps", "--steps", str(EXAMPLE_STEPS), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.split()[:4] == ["api", "OpenAiApi", "POST", "/open-ai"] for line in lines)
+    assert any(line.split()[:2] == ["event", "CallOpenAi"] and
+               line.endswith("call_open_ai_step.py") for line in lines)
+    assert any(line.split()[:2] == ["stream", "progress"] for line in lines)
+    (tmp_path / "broken_step.py").write_text("config = 1\n")
+    broken = run_cli("steps", "--steps", str(tmp_path), cwd=tmp_path)
+    assert broken.returncode == 1
+    assert "broken_step.py: expected `config = ApiRouteConfig(...)`" in broken.stderr
+
+
+def test_new_project_works_at_once(tmp_path: Path) -> None:
+    """`new NAME` makes a project whose Makefile and steps work; a second time refuses."""
+    assert run_cli("new", "shop", cwd=tmp_path).returncode == 0
+    project = tmp_path / "shop"
+    assert {p.name for p in project.iterdir()} >= {"steps", "Makefile", "README.md"}
+    listed = subprocess.run(["make", "-s", "steps"], cwd=project, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert "StartJob" in listed.stdout
+    again = run_cli("new", "shop", cwd=tmp_path)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+
+STEP = '''
+from motia_sse import ApiRouteConfig
+
+config = ApiRouteConfig(name="Hello", path="/hello", method="GET")
+
+async def handler(req, ctx):
+    return {{"status": 200, "body": {{"says": "{word}"}}}}
+'''
+
+
+async def say(session: aiohttp.ClientSession, url: str) -> str | None:
+    """What /hello says now, or None while nothing listens."""
+    try:
+        async with session.get(f"{url}/hello") as response:
+            word: str = (await response.json())["says"]
+            return word
+    except aiohttp.ClientError:
+        return None
+
+
+async def wait_for_word(session: aiohttp.ClientSession, url: str, word: str) -> None:
+    """Poll until /hello says `word`."""
+    async with asyncio.timeout(30):
+        while await say(session, url) != word:
+            await asyncio.sleep(0.1)
+
+
+async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(tmp_path: Path) -> None:
+    """An edit restarts the server; a broken edit keeps the old one, printing the error;
+    SIGTERM stops the watcher and its server."""
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    step = steps / "hello_step.py"
+    step.write_text(STEP.format(word="one"))
+    port = free_port()
+    log = (tmp_path / "dev.log").open("w")
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "motia_sse", "dev", "--steps", str(steps), "--port", str(port),
+         "--store", "memory", "--host", "127.0.0.1"], cwd=tmp_path, stdout=log, stderr=log,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_for_word(session, url, "one")
+            step.write_text(STEP.format(word="two"))
+            await wait_for_word(session, url, "two")
+            step.write_text("config = (\n")
+            async with asyncio.timeout(30):
+                while "not restarting" not in (tmp_path / "dev.log").read_text():
+                    await asyncio.sleep(0.1)
+            assert await say(session, url) == "two"
+            assert "hello_step.py:1: import failed: SyntaxError" in (
+                tmp_path / "dev.log").read_text()
+            step.write_text(STEP.format(word="three"))
+            await wait_for_word(session, url, "three")
+    finally:
+        os.kill(dev.pid, signal.SIGTERM)
+        assert dev.wait(30) == 0
+        log.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the child is gone with its parent
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        except OSError:
+            return
+        time.sleep(0.1)
+    pytest.fail("the dev server's child still listens after SIGTERM")
