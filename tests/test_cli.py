@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -117,9 +115,9 @@ async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(tmp_path: P
     step.write_text(STEP.format(word="one"))
     port = free_port()
     log = (tmp_path / "dev.log").open("w")
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "motia_sse", "dev", "--steps", str(steps), "--port", str(port),
-         "--store", "memory", "--host", "127.0.0.1"], cwd=tmp_path, stdout=log, stderr=log,
+    dev = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "motia_sse", "dev", "--steps", str(steps), "--port", str(port),
+        "--store", "memory", "--host", "127.0.0.1", cwd=tmp_path, stdout=log, stderr=log,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -138,13 +136,13 @@ async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(tmp_path: P
             await wait_for_word(session, url, "three")
     finally:
         os.kill(dev.pid, signal.SIGTERM)
-        assert dev.wait(30) == 0
+        assert await asyncio.wait_for(dev.wait(), 30) == 0
         log.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the child is gone with its parent
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            return
-        time.sleep(0.1)
-    pytest.fail("the dev server's child still listens after SIGTERM")
+    async with asyncio.timeout(10):  # the child is gone with its parent
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return
+            writer.close()
+            await asyncio.sleep(0.1)
