@@ -17,6 +17,7 @@ from motia_sse.context import ContextFactory, FlowContext
 from motia_sse.converter import structure, unstructure
 from motia_sse.exceptions import ValidationError
 from motia_sse.loader import LoadedStep
+from motia_sse.tracebacks import describe, line_in
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,11 @@ async def _call(step: LoadedStep, req: ApiRequest[Any],
         status, body, headers = _unpack(await step.handler(req, ctx))
         return status, orjson.dumps(unstructure(body)), headers
     except Exception as exc:
-        ctx.logger.exception(f"handler failed ({step.path})")
-        failure = {"error": f"step {step.name!r} failed", "details": [repr(exc)],
+        where = line_in(exc, step.path.parent) or str(step.path)
+        ctx.logger.exception(f"handler failed at {where}")
+        details = ([exc.error, *exc.details] if isinstance(exc, ValidationError)
+                   else [describe(exc)])
+        failure = {"error": f"step {step.name!r} failed", "details": [*details, f"at {where}"],
                    "trace_id": ctx.trace_id}
         return 500, orjson.dumps(failure), {}
 

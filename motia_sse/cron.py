@@ -16,6 +16,7 @@ from croniter import croniter
 from motia_sse.context import ContextFactory
 from motia_sse.loader import LoadedStep
 from motia_sse.tasks import cancel_and_wait
+from motia_sse.tracebacks import line_in
 
 log = logging.getLogger(__name__)
 
@@ -84,5 +85,6 @@ class CronScheduler:
         try:
             # The loader checked that a cron handler takes the context alone.
             await cast(Callable[[Any], Awaitable[Any]], step.handler)(ctx)
-        except Exception:
-            ctx.logger.exception(f"cron handler failed ({step.path})", tick=tick)
+        except Exception as exc:
+            where = line_in(exc, step.path.parent) or str(step.path)
+            ctx.logger.exception(f"cron handler failed at {where}", tick=tick)

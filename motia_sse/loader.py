@@ -7,7 +7,6 @@ import inspect
 import logging
 import re
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +18,7 @@ from croniter import croniter
 from motia_sse.config import ApiRouteConfig, CronConfig, EventConfig, StepConfig, StreamConfig
 from motia_sse.exceptions import LoadError, LoadErrors
 from motia_sse.ids import is_stream_name
+from motia_sse.tracebacks import line_in
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,7 @@ def _hint(path: Path, name: str, exc: Exception) -> str:
 def _where(path: Path, exc: BaseException) -> str:
     if isinstance(exc, SyntaxError) and exc.lineno is not None and exc.filename == str(path):
         return f"{path}:{exc.lineno}"
-    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
-    return f"{path}:{lines[-1]}" if lines else str(path)
+    return line_in(exc, path) or str(path)
 
 
 def _load_stream(path: Path, module: ModuleType) -> LoadedStream:

@@ -37,6 +37,27 @@ async def handler(req, ctx):
     return {"status": 201, "body": {"trace": ctx.trace_id}}
 '''
 
+BAD_DATA_STEP = '''
+import attrs
+from motia_sse import ApiRouteConfig, StreamConfig
+
+config = ApiRouteConfig(name="BadData", path="/bad-data", method="POST")
+
+async def handler(req, ctx):
+    await ctx.streams.notes.set("g", "i", {"text": 5})
+'''
+
+NOTES_STREAM = '''
+import attrs
+from motia_sse import StreamConfig
+
+@attrs.frozen
+class Note:
+    text: str
+
+config = StreamConfig(name="notes", schema=Note)
+'''
+
 BAD_RETURN_STEP = '''
 from motia_sse import ApiRouteConfig
 
@@ -56,6 +77,8 @@ async def _custom_client(tmp_path: Path, make_client: ClientFactory,
     (steps / "divide_step.py").write_text(CRASHING_STEP)
     (steps / "plain_step.py").write_text(DICT_STEP)
     (steps / "bad_return_step.py").write_text(BAD_RETURN_STEP)
+    (steps / "bad_data_step.py").write_text(BAD_DATA_STEP)
+    (steps / "notes_stream.py").write_text(NOTES_STREAM)
     return await make_client(Settings(steps_dir=steps, store="memory"))
 
 
@@ -111,7 +134,8 @@ async def test_crashing_handler_is_500_with_trace_and_server_keeps_serving(
     body = await response.json()
     assert body["trace_id"] == response.headers["x-trace-id"]
     assert body["error"] == "step 'Divide' failed"
-    assert "ZeroDivisionError" in body["details"][0]
+    assert body["details"][0] == "ZeroDivisionError: integer division or modulo by zero"
+    assert body["details"][1].endswith("divide_step.py:12"), "the line that raised"
     record = next(r for r in caplog.records if "handler failed" in r.getMessage())
     assert record.exc_info is not None
     assert record.exc_info[0] is ZeroDivisionError
@@ -146,3 +170,15 @@ async def test_unknown_route_and_method_are_json(client: TestClient[Any, Any]) -
     assert wrong.status == 405
     assert wrong.headers["Allow"] == "POST"
     assert (await wrong.json())["error"] == "Method Not Allowed"
+
+
+async def test_bad_stream_data_in_a_handler_names_field_and_line(
+    custom_client: TestClient[Any, Any]
+) -> None:
+    """A handler that sets data not fitting the stream: 500 naming the field and the line."""
+    response = await custom_client.post("/bad-data")
+    assert response.status == 500
+    details = (await response.json())["details"]
+    assert details[:2] == ["invalid data for stream 'notes'",
+                           "expected string, got integer @ $.text"]
+    assert details[2].endswith("bad_data_step.py:8")

@@ -13,6 +13,7 @@ from motia_sse.exceptions import ValidationError
 from motia_sse.loader import LoadedStep
 from motia_sse.queue.base import Delivery, EventQueue
 from motia_sse.tasks import cancel_and_wait
+from motia_sse.tracebacks import describe, line_in
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ class Worker:
         try:
             await step.handler(data, ctx)
         except Exception as exc:
-            ctx.logger.exception(f"handler failed on event {delivery.topic!r} ({step.path})",
+            where = line_in(exc, step.path.parent) or str(step.path)
+            ctx.logger.exception(f"handler failed on event {delivery.topic!r} at {where}",
                                  attempt=delivery.attempt)
-            return f"{type(exc).__name__}: {exc}"
+            return describe(exc)
         return None
