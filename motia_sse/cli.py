@@ -51,6 +51,7 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--max-body-size", "max_body_size", int, "largest request body in bytes; past it, 413"),
     ("--max-header-size", "max_header_size", int, "largest header line in bytes; past it, 400"),
     ("--heartbeat", "heartbeat_interval", float, "seconds between heartbeats on idle feeds"),
+    ("--log-buffer", "log_buffer_size", int, "log records the workbench keeps"),
 ]
 
 

@@ -130,6 +130,8 @@ class Settings:
     # process claims it. Keep it above your slowest handler's run time.
     visibility_timeout: float = 60.0
     static_dir: Path | None = None
+    # Log records the workbench keeps (per process) for /__motia/logs.
+    log_buffer_size: int = 5000
     # Redis for items, feeds across processes and the event queue; None: embedded.
     redis_url: str | None = None
     # Prefix of every Redis key and channel, so that apps can share one Redis.

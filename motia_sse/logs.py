@@ -88,7 +88,11 @@ def setup_logging(log_format: LogFormat = "text", level: int = logging.INFO) -> 
     """Send every motia_sse record to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    # Imported here: log_buffer builds on this module.
+    from motia_sse.log_buffer import BufferHandler
+
     root = logging.getLogger("motia_sse")
-    root.handlers[:] = [handler]
+    # Replaces earlier output, but keeps feeding the workbench of a running app.
+    root.handlers[:] = [handler, *(h for h in root.handlers if isinstance(h, BufferHandler))]
     root.setLevel(level)
     root.propagate = False

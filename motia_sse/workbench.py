@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
+from aiohttp_sse import EventSourceResponse
 
 from motia_sse.api import error_response, json_response
 from motia_sse.config import ApiRouteConfig, EventConfig, Settings
@@ -14,18 +18,36 @@ from motia_sse.exceptions import UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
 from motia_sse.json_schema import JsonSchema, json_schema
 from motia_sse.loader import LoadedStep, LoadedStream
+from motia_sse.log_buffer import (
+    LEVELS,
+    LOG_BUFFER,
+    LogBuffer,
+    LogEntry,
+    LogQuery,
+    capture,
+    release,
+)
 from motia_sse.runtime import RUNTIME
+from motia_sse.tasks import cancel_and_wait
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+LOG_PARAMS = ("trace_id", "step", "level", "limit", "after")
+MAX_LOG_LIMIT = 5000
+DEFAULT_LOG_LIMIT = 200
 
 
 def add_workbench(app: web.Application, settings: Settings) -> None:
-    """Serve `/__motia/*` and the page at `/`."""
+    """Serve `/__motia/*` and the page at `/`; keep the newest log records."""
     static = settings.static_dir or STATIC_DIR
+    app[LOG_BUFFER] = LogBuffer(settings.log_buffer_size)
+    app.cleanup_ctx.append(_capture_logs)
+    app.on_shutdown.append(_end_log_feeds)
     app.router.add_get("/__motia/steps", _steps)
     app.router.add_get("/__motia/streams", _streams)
     app.router.add_get("/__motia/streams/{stream}/groups/{group}", _group)
     app.router.add_get("/__motia/dead-letters", _dead_letters)
+    app.router.add_get("/__motia/logs", _logs)
+    app.router.add_get("/__motia/logs/feed", _log_feed)
     if static.is_dir():
         index = static / "index.html"
 
@@ -79,6 +101,94 @@ async def _dead_letters(request: web.Request) -> web.Response:
         return error_response(400, "invalid limit", [f"expected 1 to 1000, got {raw!r}"])
     letters = await request.app[RUNTIME].backend.queue.dead_letters(int(raw))
     return json_response(200, unstructure(letters))
+
+
+async def _capture_logs(app: web.Application) -> AsyncIterator[None]:
+    # Per app, not per process: tests run many apps, one after another.
+    handler = capture(app[LOG_BUFFER])
+    yield
+    release(handler)
+
+
+async def _end_log_feeds(app: web.Application) -> None:
+    app[LOG_BUFFER].close_subscriptions()
+
+
+async def _logs(request: web.Request) -> web.Response:
+    """Recent log records, oldest first, filtered by trace id, step and level."""
+    try:
+        query, limit, after = _log_query(request)
+    except ValidationError as exc:
+        return error_response(400, exc.error, exc.details)
+    entries = request.app[LOG_BUFFER].recent(query, limit, after)
+    return json_response(200, [entry.to_json() for entry in entries])
+
+
+async def _log_feed(request: web.Request) -> web.StreamResponse:
+    """`event: log` per record: the recent matching ones, then each new one."""
+    try:
+        query, limit, after = _log_query(request)
+    except ValidationError as exc:
+        return error_response(400, exc.error, exc.details)
+    buffer = request.app[LOG_BUFFER]
+    response = EventSourceResponse(
+        ping_interval=request.app[RUNTIME].settings.heartbeat_interval)
+    await response.prepare(request)
+    last_seen = response.last_event_id
+    if last_seen is not None and last_seen.isdigit():
+        after = int(last_seen)  # a reconnect: only what the browser has not got
+    backlog, subscription = buffer.subscribe(query, limit, after)
+    # A client that hangs up stops the pings; that ends the subscription too.
+    gone = asyncio.create_task(response.wait())
+    gone.add_done_callback(lambda _: subscription.close())
+    try:
+        async with response:
+            await _send_logs(response, 0, backlog)
+            while (batch := await subscription.next_batch()) is not None:
+                await _send_logs(response, *batch)
+    except (ConnectionResetError, TimeoutError):
+        pass  # the client went away, or stopped reading for send_timeout
+    finally:
+        buffer.unsubscribe(subscription)
+        await cancel_and_wait(gone)
+    return response
+
+
+async def _send_logs(response: EventSourceResponse, dropped: int,
+                     entries: list[LogEntry]) -> None:
+    if dropped:
+        await response.send(orjson.dumps({"dropped": dropped}).decode(), event="dropped")
+    for entry in entries:
+        await response.send(orjson.dumps(entry.to_json()).decode(), id=str(entry.seq),
+                            event="log")
+
+
+def _log_query(request: web.Request) -> tuple[LogQuery, int, int | None]:
+    """The filters of `/__motia/logs` and its feed; every problem at once."""
+    params = request.query
+    problems = [f"unknown parameter {key!r}; expected {', '.join(LOG_PARAMS)}"
+                for key in params if key not in LOG_PARAMS]
+    texts: dict[str, str | None] = {}
+    for key in ("trace_id", "step"):
+        value = params.get(key) or None
+        if value is not None and len(value) > 256:
+            problems.append(f"{key}: expected at most 256 characters, got {len(value)}")
+        texts[key] = value
+    level = params.get("level") or None
+    if level is not None and level.lower() not in LEVELS:
+        problems.append(f"level: expected one of debug, info, warning, error, critical, "
+                        f"got {level!r}")
+    limit = params.get("limit") or str(DEFAULT_LOG_LIMIT)
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LOG_LIMIT:
+        problems.append(f"limit: expected 1 to {MAX_LOG_LIMIT}, got {limit!r}")
+    after = params.get("after") or None
+    if after is not None and not after.isdigit():
+        problems.append(f"after: expected the seq of a record, got {after!r}")
+    if problems:
+        raise ValidationError("invalid log query", problems)
+    query = LogQuery(trace_id=texts["trace_id"], step=texts["step"],
+                     min_level=LEVELS[level.lower()] if level else 0)
+    return query, int(limit), None if after is None else int(after)
 
 
 def _describe(step: LoadedStep, steps_dir: Path) -> dict[str, Any]:

@@ -34,10 +34,17 @@ export async function getJson(url) {
   return body;
 }
 
-/** `/__motia/steps`, `/__motia/streams`, and a group's items. */
+/** `/__motia/steps`, `/__motia/streams`, a group's items, recent logs, dead letters. */
 export const introspection = {
   steps: () => getJson("/__motia/steps"),
   streams: () => getJson("/__motia/streams"),
   group: (stream, group) =>
     getJson(`/__motia/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}`),
+  logs: (filters) => getJson(`/__motia/logs?${new URLSearchParams(filters)}`),
+  deadLetters: () => getJson("/__motia/dead-letters"),
 };
+
+/** The live log feed's URL: `event: log` per record after seq `after`, then each new one. */
+export function logFeedUrl(filters, after) {
+  return `/__motia/logs/feed?${new URLSearchParams({ ...filters, after: String(after) })}`;
+}

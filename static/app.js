@@ -5,9 +5,10 @@ import { errorBox, fill, h } from "./dom.js";
 import { defaultClient } from "./motia-stream.js";
 import { endpointsView } from "./views/endpoints.js";
 import { flowsView } from "./views/flows.js";
+import { logsView } from "./views/logs.js";
 import { streamsView } from "./views/streams.js";
 
-const VIEWS = { endpoints: endpointsView, streams: streamsView, flows: flowsView };
+const VIEWS = { endpoints: endpointsView, streams: streamsView, flows: flowsView, logs: logsView };
 const main = document.getElementById("view");
 const nav = document.getElementById("views");
 const mounted = new Map();

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from motia_sse import StreamChannel, StreamEvent
+from motia_sse import Settings, StreamChannel, StreamEvent
 from motia_sse.runtime import RUNTIME
-from tests.conftest import EXAMPLE_STEPS, ServerProcess
+from tests.conftest import EXAMPLE_STEPS, ClientFactory, ServerProcess
 from tests.fake_openai import FakeOpenAI
 
 IN_CI = os.environ.get("CI") == "true"
@@ -316,7 +316,101 @@ async def test_client_reconnects_after_a_server_restart(
     assert await page.evaluate("seen") == ["before", "after"]
 
 
-@pytest.mark.parametrize("view", ["endpoints", "streams", "flows"])
+async def test_trace_link_follows_the_steps_logs_live(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """Test an endpoint, follow its trace id to the Logs view: the event step's line arrives."""
+    await open_workbench(page, client, "#/endpoints?step=StartJob")
+    panel = page.locator('.endpoint-panel[data-step="StartJob"]')
+    await panel.get_by_label("steps").fill("3")
+    await panel.get_by_label("delay").fill("0.3")
+    await panel.get_by_role("button", name="Test").click()
+    response = panel.locator(".response")
+    await expect(response).to_have_attribute("data-status", "200", timeout=WAIT_MS)
+    trace_id = (await response.locator(".trace-id").inner_text()).strip()
+    await response.get_by_role("link", name=trace_id).click()
+
+    assert page.url.endswith(f"#/logs?trace_id={trace_id}")
+    logs = page.locator(".log-list")
+    await expect(logs).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    await expect(page.get_by_label("Trace id")).to_have_value(trace_id)
+    line = logs.locator('.log-line[data-step="RunJob"]')
+    await expect(line).to_contain_text("job finished", timeout=WAIT_MS)
+    await expect(line.locator('[data-field="steps"]')).to_have_text("steps=3")
+    await expect(logs.locator(".log-line")).to_have_count(1)
+    assert await line.get_attribute("data-trace") == trace_id
+
+
+FAILING_STEPS = {
+    "fail_api_step.py": """
+from typing import Any
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+config = ApiRouteConfig(name="Order", path="/orders", method="POST", emits=["ordered"])
+
+async def handler(req: ApiRequest[Any], ctx: FlowContext) -> ApiResponse:
+    ctx.logger.info("order taken")
+    await ctx.emit("ordered", {"sku": "A-1"})
+    return ApiResponse(status=202, body={"trace": ctx.trace_id})
+""",
+    "fail_event_step.py": """
+from typing import Any
+from motia_sse import EventConfig, FlowContext
+
+config = EventConfig(name="ShipOrder", subscribes=["ordered"])
+
+async def handler(input: Any, ctx: FlowContext) -> None:
+    raise RuntimeError(f"no stock for {input['sku']}")
+""",
+}
+
+
+async def test_dead_letters_are_listed_and_lead_to_their_logs(
+    page: Page, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """An event that fails every attempt is listed; its trace link shows the tracebacks."""
+    steps = tmp_path / "failing"
+    steps.mkdir()
+    for name, source in FAILING_STEPS.items():
+        (steps / name).write_text(source)
+    client = await make_client(Settings(steps_dir=steps, store="memory", max_attempts=2,
+                                        retry_backoff=0.01, shutdown_timeout=2.0))
+    await open_workbench(page, client, "#/logs")
+    letters = page.locator(".dead-letters")
+    await expect(letters).to_have_attribute("data-count", "0", timeout=WAIT_MS)
+    await expect(letters).to_contain_text("None.")
+
+    trace_id = (await (await client.post("/orders", json={})).json())["trace"]
+    async with asyncio.timeout(10):
+        while not await (await client.get("/__motia/dead-letters")).json():
+            await asyncio.sleep(0.02)
+    await letters.get_by_role("button", name="Refresh").click()
+    row = letters.locator(f'tr[data-trace="{trace_id}"]')
+    await expect(row).to_contain_text("ShipOrder", timeout=WAIT_MS)
+    await expect(row).to_contain_text("RuntimeError: no stock for A-1")
+    await expect(row).to_contain_text('{"sku":"A-1"}')
+
+    await row.get_by_role("link", name=trace_id[:8]).click()
+    lines = page.locator(f'.log-line[data-trace="{trace_id}"]')
+    await expect(lines).to_have_count(3, timeout=WAIT_MS)
+    await expect(lines.first).to_contain_text("order taken")
+    failure = lines.nth(2)
+    await expect(failure).to_contain_text("handler failed on event 'ordered'")
+    await failure.locator("summary", has_text="traceback").click()
+    await expect(failure.locator(".exception pre")).to_contain_text("RuntimeError: no stock")
+
+
+async def test_refused_log_query_is_shown_in_the_page(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """A log filter the server refuses shows its reason in the Logs view."""
+    await open_workbench(page, client, f"#/logs?trace_id={'x' * 300}")
+    box = page.locator(".log-list .error-box")
+    await expect(box).to_contain_text("invalid log query (HTTP 400)", timeout=WAIT_MS)
+    await expect(box).to_contain_text("trace_id: expected at most 256 characters, got 300")
+
+
+@pytest.mark.parametrize("view", ["endpoints", "streams", "flows", "logs"])
 async def test_narrow_window_has_no_sideways_scroll(
     browser: Browser, client: TestClient[Any, Any], view: str
 ) -> None:

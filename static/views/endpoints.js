@@ -163,9 +163,12 @@ function endpointPanel(step, streams, hrefFor) {
         h("span", { class: "muted" }, `${ms} ms`)),
       h("dl", { class: "headers" },
         h("dt", {}, "request"), h("dd", {}, h("code", {}, `${step.method} ${url}`)),
-        h("dt", {}, "x-trace-id"), h("dd", { class: "trace-id" }, h("code", {}, traceId ?? "—")),
+        h("dt", {}, "x-trace-id"), h("dd", { class: "trace-id" }, traceId
+          ? h("a", { href: hrefFor("logs", { trace_id: traceId }), title: "Logs of this trace" }, h("code", {}, traceId))
+          : h("code", {}, "—")),
         h("dt", {}, "content-type"), h("dd", {}, response.headers.get("content-type") ?? "—")),
-      failure ? errorBox(body.error, body.details ?? [], body.trace_id ? h("p", { class: "muted" }, `trace ${body.trace_id}`) : null) : null,
+      failure ? errorBox(body.error, body.details ?? [], body.trace_id ? h("p", { class: "muted" }, "trace ",
+        h("a", { href: hrefFor("logs", { trace_id: body.trace_id }), title: "Logs of this trace" }, body.trace_id)) : null) : null,
       isJson ? jsonBlock(body, "json response-body") : h("pre", { class: "json response-body" }, text)));
     const pointer = isJson && body && typeof body === "object" ? body.__motia : null;
     if (pointer?.type === "state-stream") followItem(pointer);

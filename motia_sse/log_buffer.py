@@ -1,0 +1,305 @@
+"""The newest log records in memory, for the workbench: by trace, step and level, or live."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import attrs
+import orjson
+from aiohttp import web
+
+from motia_sse.logs import STEP_LOGGER
+
+PACKAGE_LOGGER = "motia_sse"
+DEFAULT_CAPACITY = 5000
+# Records one live subscriber may have waiting before the oldest are dropped.
+SUBSCRIBER_QUEUE = 1000
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
+# The level `capture` gives an unset `motia_sse.steps` logger. One below INFO, so that
+# it lets INFO through and is told apart from an INFO someone else set (pytest's caplog).
+_CAPTURE_LEVEL = logging.INFO - 1
+
+
+@attrs.frozen
+class LogEntry:
+    """One record as the workbench shows it."""
+
+    seq: int
+    time: float
+    levelno: int
+    level: str
+    logger: str
+    message: str
+    step: str | None
+    trace_id: str | None
+    fields: dict[str, Any]
+    exception: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object the endpoints send."""
+        return {"seq": self.seq, "time": self.time, "level": self.level, "logger": self.logger,
+                "step": self.step, "trace_id": self.trace_id, "message": self.message,
+                "fields": self.fields, "exception": self.exception}
+
+
+@attrs.frozen
+class LogQuery:
+    """Which records a reader wants; None matches anything."""
+
+    trace_id: str | None = None
+    step: str | None = None
+    min_level: int = logging.NOTSET
+
+    def matches(self, entry: LogEntry) -> bool:
+        """Whether `entry` passes every filter."""
+        return (entry.levelno >= self.min_level
+                and self.trace_id in (None, entry.trace_id)
+                and self.step in (None, entry.step))
+
+
+@attrs.define(eq=False)
+class LogSubscription:
+    """A live reader's queue: bounded, dropping its oldest records when the reader lags."""
+
+    query: LogQuery
+    _limit: int = SUBSCRIBER_QUEUE
+    _pending: deque[LogEntry] = attrs.field(factory=deque)
+    _dropped: int = 0
+    _wake: asyncio.Event = attrs.field(factory=asyncio.Event)
+    _closed: bool = False
+
+    def offer(self, entry: LogEntry) -> None:
+        """Queue `entry` if it matches; never blocks."""
+        if self._closed or not self.query.matches(entry):
+            return
+        if len(self._pending) >= self._limit:
+            self._pending.popleft()
+            self._dropped += 1
+        self._pending.append(entry)
+        self._wake.set()
+
+    def close(self) -> None:
+        """End the subscription; `next_batch` returns None from now on."""
+        self._closed = True
+        self._wake.set()
+
+    async def next_batch(self) -> tuple[int, list[LogEntry]] | None:
+        """Wait for records: (how many were dropped before them, the records); None once closed."""
+        while not self._closed and not self._pending:
+            await self._wake.wait()
+            self._wake.clear()
+        if self._closed:
+            return None
+        dropped, self._dropped = self._dropped, 0
+        batch = list(self._pending)
+        self._pending.clear()
+        return dropped, batch
+
+
+def _first_seq() -> int:
+    # Microseconds since the epoch: ids keep growing across restarts, so a browser's
+    # Last-Event-ID from before one asks, rightly, for every record after it.
+    return time.time_ns() // 1000
+
+
+@attrs.define(eq=False)
+class LogBuffer:
+    """The newest `capacity` records, and the live subscribers to new ones.
+
+    Records may come from any thread; subscribers are served on the loop `bind` names."""
+
+    capacity: int = DEFAULT_CAPACITY
+    subscriber_queue: int = SUBSCRIBER_QUEUE
+    _entries: deque[LogEntry] = attrs.field(init=False)
+    _subscribers: set[LogSubscription] = attrs.field(factory=set, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    _next_seq: int = attrs.field(factory=_first_seq, init=False)
+    _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
+    _closed: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {self.capacity}")
+        self._entries = deque(maxlen=self.capacity)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def subscribers(self) -> int:
+        """Live subscriptions now."""
+        return len(self._subscribers)
+
+    def bind(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Serve subscribers on `loop` (None: on whichever thread logs)."""
+        self._loop = loop
+
+    def add(self, record: logging.LogRecord) -> LogEntry:
+        """Keep `record`, and pass it to every subscriber."""
+        with self._lock:
+            entry = _entry(self._next_seq, record)
+            self._next_seq += 1
+            self._entries.append(entry)
+            subscribers = list(self._subscribers)
+        if subscribers:
+            self._deliver(entry, subscribers)
+        return entry
+
+    def recent(self, query: LogQuery, limit: int, after: int | None = None) -> list[LogEntry]:
+        """The newest `limit` matching records (after seq `after`), oldest first."""
+        with self._lock:
+            return self._select(query, limit, after)
+
+    def subscribe(self, query: LogQuery, limit: int,
+                  after: int | None = None) -> tuple[list[LogEntry], LogSubscription]:
+        """The recent matching records and a subscription to the next: none missed, none twice."""
+        subscription = LogSubscription(query, self.subscriber_queue)
+        with self._lock:
+            if self._closed:
+                subscription.close()
+            else:
+                self._subscribers.add(subscription)
+            return self._select(query, limit, after), subscription
+
+    def unsubscribe(self, subscription: LogSubscription) -> None:
+        """Stop passing records to `subscription`."""
+        with self._lock:
+            self._subscribers.discard(subscription)
+        subscription.close()
+
+    def close_subscriptions(self) -> None:
+        """End every live subscription now, and those asked for later (on shutdown)."""
+        with self._lock:
+            self._closed = True
+            subscribers, self._subscribers = list(self._subscribers), set()
+        for subscription in subscribers:
+            subscription.close()
+
+    def _select(self, query: LogQuery, limit: int, after: int | None) -> list[LogEntry]:
+        found: list[LogEntry] = []
+        for entry in reversed(self._entries):
+            if len(found) >= limit or (after is not None and entry.seq <= after):
+                break
+            if query.matches(entry):
+                found.append(entry)
+        found.reverse()
+        return found
+
+    def _deliver(self, entry: LogEntry, subscribers: list[LogSubscription]) -> None:
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            for subscription in subscribers:
+                subscription.offer(entry)
+            return
+        try:
+            for subscription in subscribers:
+                loop.call_soon_threadsafe(subscription.offer, entry)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            pass
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+_formatter = logging.Formatter()
+
+
+def _entry(seq: int, record: logging.LogRecord) -> LogEntry:
+    exception = None
+    if record.exc_info:
+        exception = record.exc_text or _formatter.formatException(record.exc_info)
+    step = getattr(record, "step", None)
+    trace_id = getattr(record, "trace_id", None)
+    return LogEntry(seq=seq, time=record.created, levelno=record.levelno,
+                    level=record.levelname.lower(), logger=record.name,
+                    message=record.getMessage(),
+                    step=None if step is None else str(step),
+                    trace_id=None if trace_id is None else str(trace_id),
+                    fields=_json_safe(getattr(record, "fields", None) or {}),
+                    exception=exception)
+
+
+def _json_safe(fields: dict[str, Any]) -> dict[str, Any]:
+    # A copy made now: the step may change its objects after logging them.
+    try:
+        safe: dict[str, Any] = orjson.loads(orjson.dumps(
+            fields, default=repr, option=orjson.OPT_NON_STR_KEYS))
+    except (TypeError, orjson.JSONEncodeError):
+        safe = {str(key): repr(value) for key, value in fields.items()}
+    return safe
+
+
+class BufferHandler(logging.Handler):
+    """Feeds the records of the `motia_sse` logger tree to a LogBuffer."""
+
+    def __init__(self, buffer: LogBuffer) -> None:
+        super().__init__()
+        self.buffer = buffer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.buffer.add(record)
+        except Exception:
+            self.handleError(record)
+
+
+class _QuietBelowConfig(logging.Filter):
+    """On the steps logger while `capture` has lowered its level to take INFO records.
+
+    Records the logging config would have dropped go to the buffers only, so that
+    stderr and the root's handlers show what they showed before."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        steps = logging.getLogger(STEP_LOGGER)
+        if steps.level != _CAPTURE_LEVEL or steps.parent is None:
+            return True
+        if record.levelno >= steps.parent.getEffectiveLevel():
+            return True
+        for handler in _buffer_handlers():
+            if record.levelno >= handler.level:
+                handler.handle(record)
+        return False
+
+
+_quiet = _QuietBelowConfig()
+
+
+def _buffer_handlers() -> list[BufferHandler]:
+    return [h for h in logging.getLogger(PACKAGE_LOGGER).handlers if isinstance(h, BufferHandler)]
+
+
+def capture(buffer: LogBuffer) -> BufferHandler:
+    """Start feeding `motia_sse` records to `buffer`; steps' INFO records included."""
+    handler = BufferHandler(buffer)
+    buffer.bind(_running_loop())
+    logging.getLogger(PACKAGE_LOGGER).addHandler(handler)
+    steps = logging.getLogger(STEP_LOGGER)
+    # Only when the config would drop steps' INFO records; a lower level is left as it is.
+    if steps.level == logging.NOTSET and steps.getEffectiveLevel() > logging.INFO:
+        steps.setLevel(_CAPTURE_LEVEL)
+        steps.addFilter(_quiet)
+    return handler
+
+
+def release(handler: BufferHandler) -> None:
+    """Stop feeding `handler`'s buffer; the last one out restores the steps logger."""
+    logging.getLogger(PACKAGE_LOGGER).removeHandler(handler)
+    handler.buffer.bind(None)
+    if not _buffer_handlers():
+        steps = logging.getLogger(STEP_LOGGER)
+        steps.removeFilter(_quiet)
+        if steps.level == _CAPTURE_LEVEL:
+            steps.setLevel(logging.NOTSET)
+
+
+LOG_BUFFER = web.AppKey("motia_sse.log_buffer", LogBuffer)
