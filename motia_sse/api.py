@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -13,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from motia_sse.config import ApiRouteConfig
-from motia_sse.context import ContextFactory, FlowContext
+from motia_sse.context import ContextFactory, FlowContext, new_trace_id
 from motia_sse.converter import structure, unstructure
 from motia_sse.exceptions import ValidationError
 from motia_sse.loader import LoadedStep
@@ -66,7 +65,7 @@ def route_handler(step: LoadedStep, contexts: ContextFactory,
     assert isinstance(config, ApiRouteConfig)
 
     async def handle(request: web.Request) -> web.Response:
-        trace_id = uuid.uuid4().hex
+        trace_id = new_trace_id()
         headers = {TRACE_HEADER: trace_id}
         try:
             req = ApiRequest(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -13,6 +14,11 @@ from motia_sse.logs import StepLogger
 from motia_sse.queue.base import Delivery, EventQueue
 from motia_sse.state import State
 from motia_sse.streams.stream import Stream
+
+
+def new_trace_id() -> str:
+    """32 random hex digits, like a UUID4's, at a fraction of uuid4's cost."""
+    return os.urandom(16).hex()
 
 
 @attrs.frozen

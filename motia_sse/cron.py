@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -13,7 +12,7 @@ from typing import Any, cast
 import attrs
 from croniter import croniter
 
-from motia_sse.context import ContextFactory
+from motia_sse.context import ContextFactory, new_trace_id
 from motia_sse.loader import LoadedStep
 from motia_sse.tasks import cancel_and_wait
 from motia_sse.tracebacks import line_in
@@ -81,7 +80,7 @@ class CronScheduler:
         task.add_done_callback(self._running.discard)
 
     async def _run(self, step: LoadedStep, tick: int) -> None:
-        ctx = self._contexts(step, uuid.uuid4().hex)
+        ctx = self._contexts(step, new_trace_id())
         try:
             # The loader checked that a cron handler takes the context alone.
             await cast(Callable[[Any], Awaitable[Any]], step.handler)(ctx)

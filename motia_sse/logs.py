@@ -11,6 +11,8 @@ import attrs
 
 LogFormat = Literal["text", "json"]
 STEP_LOGGER = "motia_sse.steps"
+# Looked up once: getLogger takes a module lock, and a logger is made per handler call.
+_STEP_LOGGER = logging.getLogger(STEP_LOGGER)
 
 
 @attrs.frozen
@@ -19,7 +21,7 @@ class StepLogger:
 
     step: str
     trace_id: str
-    _logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger(STEP_LOGGER))
+    _logger: logging.Logger = attrs.field(factory=lambda: _STEP_LOGGER)
 
     def debug(self, message: str, /, **fields: Any) -> None:
         """Log at DEBUG with optional structured fields."""
