@@ -75,7 +75,10 @@ def route_handler(step: LoadedStep, contexts: ContextFactory,
                 headers=request.headers,
             )
         except ValidationError as exc:
-            return error_response(400, exc.error, exc.details, headers)
+            refusal = error_response(400, exc.error, exc.details, headers)
+            if isinstance(exc, _UnreadableBody):
+                refusal.force_close()  # the connection's framing is lost with its body
+            return refusal
         # A client that hangs up must not cut a handler off between two writes.
         task = asyncio.create_task(_call(step, req, contexts(step, trace_id)))
         tasks.add(task)
@@ -112,8 +115,18 @@ def _unpack(result: Any) -> tuple[int, Any, Mapping[str, str]]:
                     "or a dict with 'status' and 'body'")
 
 
+class _UnreadableBody(ValidationError):
+    """A body that cannot even be read, let alone parsed."""
+
+
 async def _read_body(request: web.Request, schema: type[Any] | None) -> Any:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding the body is not in
+        # The rest cannot be read either; say so, or aiohttp's lingering read after the
+        # response trips over the same error and logs it as unhandled.
+        request.content.feed_eof()
+        raise _UnreadableBody("unreadable body", [" ".join(str(exc).split())]) from None
     if not raw.strip():
         if schema is None:
             return None

@@ -10,6 +10,7 @@ from aiohttp import web
 from motia_sse.api import error_response, route_handler
 from motia_sse.config import ApiRouteConfig, Settings
 from motia_sse.loader import Project, load_project
+from motia_sse.openapi import add_openapi
 from motia_sse.runtime import RUNTIME, build_runtime
 from motia_sse.sse import group_feed, item_feed, multiplexed_feed
 from motia_sse.workbench import add_workbench
@@ -30,8 +31,10 @@ def create_app(settings: Settings, project: Project | None = None) -> web.Applic
         app.router.add_route(step.config.method.upper(), step.config.path,
                              route_handler(step, runtime.contexts, runtime.api_tasks))
     app.router.add_get("/streams", multiplexed_feed)
-    app.router.add_get("/streams/{stream}/{group}", group_feed)
-    app.router.add_get("/streams/{stream}/{group}/{item}", item_feed)
+    # Ids may hold braces, which aiohttp's default segment pattern refuses.
+    app.router.add_get("/streams/{stream}/{group:[^/]+}", group_feed)
+    app.router.add_get("/streams/{stream}/{group:[^/]+}/{item:[^/]+}", item_feed)
+    add_openapi(app)
     add_workbench(app, settings)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_feeds)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any, Any], Awaitable[Any]]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Paths the server itself serves; a step may not take them.
-RESERVED_PREFIXES = ("/streams", "/__motia")
+RESERVED_PREFIXES = ("/streams", "/__motia", "/openapi.json")
 _PARAM = re.compile(r"\{[^}/]+\}")
 
 

@@ -176,8 +176,16 @@ async def _initial(runtime: Runtime, sub: Subscription,
     return [(scope, gone_frame(sub.kind, sub.stream, sub.group, sub.item, version, shared))]
 
 
+def _mark(last_seen: str) -> int | None:
+    """A multiplexed feed's Last-Event-ID as a version; None if it cannot be one."""
+    if last_seen.isascii() and last_seen.isdigit() and len(last_seen) <= 20:
+        return int(last_seen)
+    return None
+
+
 def _in_history(stream: Stream[Any], last_seen: str) -> bool:
-    return last_seen.isdigit() and int(last_seen) >= stream.history_starts
+    mark = _mark(last_seen)
+    return mark is not None and mark >= stream.history_starts
 
 
 def _is_current(kind: FeedKind, version: int, last_seen: str | None, shared: bool) -> bool:
@@ -185,4 +193,5 @@ def _is_current(kind: FeedKind, version: int, last_seen: str | None, shared: boo
         return False
     if not kind.multiplexed:
         return last_seen == str(version)
-    return shared and last_seen.isdigit() and version <= int(last_seen)
+    mark = _mark(last_seen)
+    return shared and mark is not None and version <= mark

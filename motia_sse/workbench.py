@@ -44,7 +44,7 @@ def add_workbench(app: web.Application, settings: Settings) -> None:
     app.on_shutdown.append(_end_log_feeds)
     app.router.add_get("/__motia/steps", _steps)
     app.router.add_get("/__motia/streams", _streams)
-    app.router.add_get("/__motia/streams/{stream}/groups/{group}", _group)
+    app.router.add_get("/__motia/streams/{stream}/groups/{group:[^/]+}", _group)
     app.router.add_get("/__motia/dead-letters", _dead_letters)
     app.router.add_get("/__motia/logs", _logs)
     app.router.add_get("/__motia/logs/feed", _log_feed)

@@ -17,7 +17,7 @@ from motia_sse.exceptions import LoadErrors
 from motia_sse.loader import load_project
 from tests.conftest import EXAMPLE_STEPS, free_port
 
-RESERVED = "(/streams, /__motia)"
+RESERVED = "(/streams, /__motia, /openapi.json)"
 METHODS = "GET, POST, PUT, PATCH, DELETE"
 
 

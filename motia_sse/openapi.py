@@ -1,0 +1,326 @@
+"""`GET /openapi.json`: OpenAPI 3.1 for the API steps and the stream feeds."""
+
+from __future__ import annotations
+
+import collections
+import http
+import importlib.metadata
+import re
+from typing import Any
+
+import attrs
+import orjson
+from aiohttp import web
+
+from motia_sse.api import TRACE_HEADER, json_response
+from motia_sse.config import ApiRouteConfig, Settings
+from motia_sse.json_schema import JsonSchema, json_schema
+from motia_sse.loader import Project
+from motia_sse.runtime import RUNTIME
+
+OPENAPI_VERSION = "3.1.0"
+FEED_TAG = "streams"
+# aiohttp's `{name}` and `{name:regex}` segments; a regex may hold one level of braces.
+_PARAM = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*)(?::(?P<regex>(?:[^{}]|\{[^{}]*\})+))?\}")
+# What motia_sse.ids.check_id accepts. `(?![\s\S])` is the end of the string in both
+# ECMA-262 and Python, whose `$` would also match before a final newline.
+_ID_PATTERN = r"^(?!\.\.?(?![\s\S]))[^/\u0000-\u001f\u007f]+(?![\s\S])"
+_COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_BODY_METHODS = ("post", "put", "patch")
+
+
+def add_openapi(app: web.Application) -> None:
+    """Serve the project's OpenAPI document at `GET /openapi.json`."""
+    app.router.add_get("/openapi.json", _serve)
+
+
+async def _serve(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    return json_response(200, openapi_document(runtime.project, runtime.settings))
+
+
+def openapi_document(project: Project, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `project`'s API steps and of the feeds."""
+    routes = [s.config for s in project.api_steps if isinstance(s.config, ApiRouteConfig)]
+    schemas = _Schemas(_count_uses(routes))
+    paths: dict[str, dict[str, Any]] = {}
+    for config in routes:
+        template, path_params = _path_template(config.path)
+        paths.setdefault(template, {})[config.method.lower()] = _operation(
+            config, path_params, schemas, settings)
+    paths.update(_feed_paths(project, settings))
+    flows = sorted({flow for config in routes for flow in config.flows})
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "motia_sse", "version": _version(),
+                 "description": "The API steps of this project and its stream feeds."},
+        "tags": [{"name": flow} for flow in flows if flow != FEED_TAG]
+        + [{"name": FEED_TAG, "description": "Server-Sent Event feeds of stream items"}],
+        "paths": paths,
+        "components": {"schemas": {**_ERROR_SCHEMAS, **schemas.components},
+                       "headers": _HEADERS},
+    }
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("motia_sse")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "0"
+
+
+def _path_template(path: str) -> tuple[str, list[JsonSchema]]:
+    """`/users/{id:\\d+}` -> (`/users/{id}`, its path parameters)."""
+    params: list[JsonSchema] = []
+
+    def replace(match: re.Match[str]) -> str:
+        schema: JsonSchema = {"type": "string"}
+        if match["regex"]:
+            schema["pattern"] = f"^(?:{match['regex']})$"
+        params.append({"name": match["name"], "in": "path", "required": True, "schema": schema})
+        return "{" + match["name"] + "}"
+
+    return _PARAM.sub(replace, path), params
+
+
+def _operation(config: ApiRouteConfig, path_params: list[JsonSchema],
+               schemas: _Schemas, settings: Settings) -> JsonSchema:
+    description = config.description.strip()
+    summary = description.splitlines()[0] if description else config.name
+    operation: JsonSchema = {"operationId": config.name, "summary": summary}
+    if description != summary:
+        operation["description"] = description
+    if config.flows:
+        operation["tags"] = list(config.flows)
+    queries = {q.name: {"name": q.name, "in": "query", "required": False,
+                        "description": q.description, "schema": {"type": "string"}}
+               for q in config.query_params}
+    if parameters := path_params + list(queries.values()):
+        operation["parameters"] = parameters
+    takes_body = config.body_schema is not None or config.method.lower() in _BODY_METHODS
+    if config.body_schema is not None:
+        body = schemas.of(config.body_schema, response=False)
+        operation["requestBody"] = {"required": True, "content": _json(body)}
+    elif takes_body:
+        operation["requestBody"] = {"required": False, "content": _json({})}
+    operation["responses"] = _responses(config, schemas, takes_body, settings)
+    return operation
+
+
+def _responses(config: ApiRouteConfig, schemas: _Schemas, takes_body: bool,
+               settings: Settings) -> JsonSchema:
+    declared = {str(status): schemas.of(kind, response=True)
+                for status, kind in config.response_schema.items()}
+    errors = {"500": ("#/components/schemas/StepFailure",
+                      "The handler raised; the traceback is in the server's log")}
+    if takes_body:
+        errors["400"] = ("#/components/schemas/Error",
+                         "The body is not JSON, or does not fit the body schema")
+    responses: JsonSchema = {}
+    for status in declared.keys() | errors.keys():
+        description = _reason(status)
+        schema = declared.get(status)
+        if status in errors:
+            ref, description = errors[status]
+            schema = {"$ref": ref} if schema is None else {"anyOf": [schema, {"$ref": ref}]}
+        responses[status] = {"description": description, "headers": _TRACE_ID,
+                             "content": _json(schema)}
+    if takes_body and "413" not in responses:
+        # aiohttp's own refusal, before the step runs: no trace id.
+        responses["413"] = {"description": f"The body is larger than {settings.max_body_size} "
+                                           "bytes (max_body_size)",
+                            "content": _json({"$ref": "#/components/schemas/Error"})}
+    if not declared:
+        responses["default"] = {"description": "What the handler returns",
+                                "headers": _TRACE_ID, "content": _json({})}
+    return dict(sorted(responses.items()))
+
+
+def _reason(status: str) -> str:
+    try:
+        return http.HTTPStatus(int(status)).phrase
+    except ValueError:
+        return f"Status {status}"
+
+
+def _json(schema: JsonSchema | None) -> JsonSchema:
+    return {"application/json": {"schema": schema if schema is not None else {}}}
+
+
+def _count_uses(routes: list[ApiRouteConfig]) -> collections.Counter[tuple[Any, bool]]:
+    uses: collections.Counter[tuple[Any, bool]] = collections.Counter()
+    for config in routes:
+        if config.body_schema is not None:
+            uses[(config.body_schema, False)] += 1
+        uses.update((kind, True) for kind in config.response_schema.values())
+    return uses
+
+
+@attrs.define
+class _Schemas:
+    """JSON Schemas for the document: a class used twice, or recursive, is a component.
+
+    A response schema says what the class declares but allows more keys: the server
+    checks requests, not answers, and a stream item answers with its `id` too."""
+
+    _uses: collections.Counter[tuple[Any, bool]]
+    components: dict[str, JsonSchema] = attrs.Factory(dict)
+    _names: dict[bytes, str] = attrs.Factory(dict)
+
+    def of(self, kind: Any, response: bool) -> JsonSchema:
+        schema = json_schema(kind)
+        if response:
+            schema = _allow_extra_keys(schema)
+        schema = self._lift_defs(schema)
+        if self._uses[(kind, response)] < 2 or not isinstance(kind, type) or "$ref" in schema:
+            return schema  # used once, or already a component (recursive)
+        return self._ref(kind.__name__, schema)
+
+    def _lift_defs(self, schema: JsonSchema) -> JsonSchema:
+        # json_schema refers to `#/$defs/...` of its own root; in this document the root
+        # is the OpenAPI object, so definitions move to components.
+        defs: dict[str, JsonSchema] = schema.pop("$defs", {})
+        names = {name: self._name(name, body) for name, body in defs.items()}
+        refs = {f"#/$defs/{name}": component for name, component in names.items()}
+        for name, component in names.items():
+            self.components[component] = _rewrite_refs(defs[name], refs)
+        rewritten: JsonSchema = _rewrite_refs(schema, refs)
+        return rewritten
+
+    def _ref(self, name: str, schema: JsonSchema) -> JsonSchema:
+        name = self._name(name, schema)
+        self.components[name] = schema
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def _name(self, name: str, schema: JsonSchema) -> str:
+        """The component name of `schema`: the one it got before, else `name`, numbered
+        if another schema has it."""
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        if key in self._names:
+            return self._names[key]
+        base = _COMPONENT_NAME.sub("_", name)
+        candidate, n = base, 1
+        while candidate in _ERROR_SCHEMAS or candidate in self.components:
+            n += 1
+            candidate = f"{base}_{n}"
+        self._names[key] = candidate
+        self.components[candidate] = schema
+        return candidate
+
+
+def _rewrite_refs(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: (f"#/components/schemas/{names[v]}" if k == "$ref" and isinstance(v, str)
+                    and v in names else _rewrite_refs(v, names)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rewrite_refs(v, names) for v in value]
+    return value
+
+
+def _allow_extra_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _allow_extra_keys(v) for k, v in value.items()
+                if not (k == "additionalProperties" and v is False and "properties" in value)}
+    if isinstance(value, list):
+        return [_allow_extra_keys(v) for v in value]
+    return value
+
+
+def _feed_paths(project: Project, settings: Settings) -> dict[str, JsonSchema]:
+    streams = sorted(s.config.name for s in project.streams)
+    stream: JsonSchema = {"type": "string"}
+    if streams:
+        stream["enum"] = streams
+    stream_param = _path_param("stream", "A stream's name", stream)
+    group = _path_param("group", "The group id", _id_schema(settings))
+    item = _path_param("item", "The item id", _id_schema(settings))
+    sub = {"name": "sub", "in": "query", "required": True, "style": "form", "explode": True,
+           "description": "`<stream>/<group>` or `<stream>/<group>/<id>`, each part "
+                          "URL-encoded, then the whole value encoded as a query value",
+           "schema": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                      "maxItems": settings.max_subscriptions}}
+    errors = _feed_errors(any(s.config.can_access is not None for s in project.streams))
+    return {
+        "/streams": {"get": _feed_operation(
+            "motia_sse.multiplexed_feed", "Many items and groups on one connection",
+            [sub], "`item`, `item-delete`, `sync`, `create`, `update`, `delete` and `event` "
+            "events, each naming its stream, group and id", errors)},
+        "/streams/{stream}/{group}": {"get": _feed_operation(
+            "motia_sse.group_feed", "One group's items",
+            [stream_param, group], "`sync` with every item, then `create`, `update`, "
+            "`delete`, and custom `event`s", errors)},
+        "/streams/{stream}/{group}/{item}": {"get": _feed_operation(
+            "motia_sse.item_feed", "One item",
+            [stream_param, group, item], "The item's snapshot, one `message` per change, "
+            "`delete`, and custom `event`s", errors)},
+    }
+
+
+def _feed_errors(guarded: bool) -> dict[str, str]:
+    errors = {"400": "A malformed id or subscription",
+              "404": "No stream of that name",
+              "429": "Too many feeds open from this address (max_feeds_per_client)",
+              "503": "Too many feeds open (max_feeds)"}
+    if guarded:  # only streams with `can_access` refuse anyone
+        errors["401"] = "A stream's `can_access` refused a request that `authenticate` found " \
+                        "no one in, or `authenticate` raised"
+        errors["403"] = "A stream's `can_access` refused this auth context"
+    return dict(sorted(errors.items()))
+
+
+def _feed_operation(operation_id: str, summary: str, params: list[JsonSchema],
+                    events: str, errors: dict[str, str]) -> JsonSchema:
+    last_event_id = {"name": "Last-Event-ID", "in": "header", "required": False,
+                     "description": "The last `id:` the client received; on reconnect the "
+                                    "feed sends only what changed since",
+                     "schema": {"type": "string"}}
+    responses: JsonSchema = {"200": {
+        "description": events, "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+    for status, description in errors.items():
+        responses[status] = {"description": description,
+                             "content": _json({"$ref": "#/components/schemas/Error"})}
+        if status in ("429", "503"):
+            responses[status]["headers"] = {"Retry-After": {
+                "description": "Seconds to wait before trying again",
+                "schema": {"type": "integer"}}}
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [FEED_TAG],
+        "parameters": [*params, last_event_id],
+        "responses": responses,
+    }
+
+
+def _path_param(name: str, description: str, schema: JsonSchema) -> JsonSchema:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema}
+
+
+def _id_schema(settings: Settings) -> JsonSchema:
+    return {"type": "string", "minLength": 1, "maxLength": settings.max_id_length,
+            "pattern": _ID_PATTERN}
+
+
+_ERROR_SCHEMAS: dict[str, JsonSchema] = {
+    "Error": {
+        "type": "object",
+        "description": "Every refusal the server gives",
+        "properties": {"error": {"type": "string"},
+                       "details": {"type": "array", "items": {"type": "string"}}},
+        "required": ["error", "details"],
+    },
+    "StepFailure": {
+        "type": "object",
+        "description": "A handler that raised",
+        "properties": {"error": {"type": "string"},
+                       "details": {"type": "array", "items": {"type": "string"}},
+                       "trace_id": {"type": "string"}},
+        "required": ["error", "details", "trace_id"],
+    },
+}
+_HEADERS: dict[str, JsonSchema] = {
+    "TraceId": {"description": "The trace id of the request; it is in the server's log lines",
+                "schema": {"type": "string"}},
+}
+_TRACE_ID = {TRACE_HEADER: {"$ref": "#/components/headers/TraceId"}}
