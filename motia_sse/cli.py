@@ -97,6 +97,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="serve for production",
                                 description="Serve, without reloading.")
     _add_serve_options(start, "0.0.0.0", env)
+    start.add_argument("--workers", type=int, default=int(env.get("MOTIA_WORKERS", "1")),
+                       help="server processes sharing the port; above 1 needs --redis "
+                            "(default 1; $MOTIA_WORKERS)")
+    start.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     steps = commands.add_parser("steps", help="list what a steps folder declares",
                                 description="Load the steps folder and list its streams and "
                                             "steps, or its errors.")
@@ -132,14 +136,19 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return _list_steps(args.steps_dir)
     setup_logging(args.log_format)
     settings = settings_from(args)
+    given = list(argv if argv is not None else sys.argv[1:])
     if args.command == "dev" and not args.no_reload:
         from motia_sse.reload import serve_with_reload
 
-        return serve_with_reload(settings, list(argv if argv is not None else sys.argv[1:]))
-    return serve(settings)
+        return serve_with_reload(settings, given)
+    if args.command == "start" and args.workers > 1:
+        from motia_sse.workers import serve_workers
+
+        return serve_workers(settings, given, args.workers)
+    return serve(settings, reuse_port=getattr(args, "reuse_port", False))
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, reuse_port: bool = False) -> int:
     """Load the steps and serve until stopped; 1 if the steps or Redis are not right."""
     try:
         project = load_project(settings.steps_dir)
@@ -152,7 +161,7 @@ def serve(settings: Settings) -> int:
                     handler_cancellation=True, print=None, access_log=None,
                     shutdown_timeout=settings.shutdown_timeout,
                     max_line_size=settings.max_header_size,
-                    max_field_size=settings.max_header_size)
+                    max_field_size=settings.max_header_size, reuse_port=reuse_port or None)
     except BackendUnavailable as exc:
         print(f"motia-sse: {exc}", file=sys.stderr)
         return 1

@@ -13,7 +13,9 @@ import aiohttp
 import pytest
 
 from motia_sse.cli import parse_settings
-from tests.conftest import EXAMPLE_STEPS, free_port
+from tests.conftest import EXAMPLE_STEPS, RedisServer, free_port
+from tests.sse_parse import SseReader
+from tests.work_steps import write_work_steps
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -146,3 +148,43 @@ async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(tmp_path: P
                 return
             writer.close()
             await asyncio.sleep(0.1)
+
+
+def test_workers_need_redis(tmp_path: Path) -> None:
+    """--workers above 1 without Redis is refused with the reason."""
+    done = run_cli("start", "--steps", str(EXAMPLE_STEPS), "--workers", "2",
+                   "--port", str(free_port()), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "--workers above 1 needs --redis" in done.stderr
+
+
+async def test_workers_share_the_port(tmp_path: Path, redis_server: RedisServer) -> None:
+    """--workers 2: two processes answer on one port as one server; SIGTERM stops all."""
+    steps = write_work_steps(tmp_path / "steps")
+    port = free_port()
+    log = (tmp_path / "workers.log").open("w")
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "motia_sse", "start", "--steps", str(steps), "--port", str(port),
+        "--host", "127.0.0.1", "--workers", "2", "--redis", redis_server.url,
+        "--redis-prefix", f"test-{port}", cwd=tmp_path, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    pids: set[int] = set()
+    try:
+        async with asyncio.timeout(30):
+            while len(pids) < 2:  # a new connection each time, spread by the kernel
+                connector = aiohttp.TCPConnector(force_close=True)
+                async with aiohttp.ClientSession(connector=connector) as session:
+                    try:
+                        async with session.put(f"{url}/cells/w/{len(pids)}",
+                                               json={"value": 1}) as response:
+                            assert response.status == 200
+                        async with session.get(f"{url}/streams/cells/w/{len(pids)}") as feed:
+                            snapshot = await SseReader(feed).next()
+                            pids.add(snapshot.json()["pid"])
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.2)
+    finally:
+        os.kill(parent.pid, signal.SIGTERM)
+        assert await asyncio.wait_for(parent.wait(), 30) == 0
+        log.close()
+    assert parent.pid not in pids
