@@ -37,8 +37,10 @@ class Feed:
     _writer: AbstractStreamWriter
     _chunked: bool
     _pending: dict[Hashable, Frame] = attrs.field(factory=dict)
-    _custom: deque[Hashable] = attrs.field(factory=deque)
-    _wake: asyncio.Event = attrs.field(factory=asyncio.Event)
+    # Made when first needed: most feeds never lag, and a deque is ~600 bytes.
+    _custom: deque[Hashable] | None = None
+    # What `pump` waits on; a bare future, as an asyncio.Event would cost a deque more.
+    _waiter: asyncio.Future[None] | None = None
     # Held while the initial state is read, so that nothing overtakes it.
     _held: bool = True
     _closed: bool = False
@@ -56,13 +58,15 @@ class Feed:
         self._pending.pop(key, None)
         self._pending[key] = frame
         if not self._held:
-            self._wake.set()
+            self._wake()
 
     def offer_custom(self, frame: Frame) -> None:
         """Write or queue an event that no later event replaces."""
         key = ("custom", next(_custom_ids))
         self.offer(key, frame)
         if key in self._pending:
+            if self._custom is None:
+                self._custom = deque()
             self._custom.append(key)
             while len(self._custom) > MAX_PENDING_CUSTOM:
                 self._pending.pop(self._custom.popleft(), None)
@@ -78,7 +82,7 @@ class Feed:
         late = [(key, frame) for key, frame in self._pending.items()
                 if frame.version > covered.get(_scope(key), -1)]
         self._pending.clear()
-        self._custom.clear()
+        self._custom = None
         ordered = sorted([*((f.version, n, f) for n, (_, f) in enumerate(initial)),
                           *((f.version, len(covered) + n, f) for n, (_, f) in enumerate(late))])
         for _, _, frame in ordered:
@@ -88,7 +92,7 @@ class Feed:
     def close(self) -> None:
         """Stop the feed; `pump` returns."""
         self._closed = True
-        self._wake.set()
+        self._wake()
 
     @property
     def closed(self) -> bool:
@@ -110,14 +114,23 @@ class Feed:
     async def pump(self) -> None:
         """Write queued frames as the client drains them, until the feed is closed."""
         while not self.closed:
-            await self._wake.wait()
-            self._wake.clear()
+            if not self._pending:
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                continue
             await self._writer.drain()
             batch = list(self._pending.values())
             self._pending.clear()
-            self._custom.clear()
+            self._custom = None
             for frame in batch:
                 self._write(frame)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _write(self, frame: Frame) -> None:
         transport = self._protocol.transport
