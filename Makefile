@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint pytest format clean
+.PHONY: install dev test lint pytest format clean bench
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ test: lint pytest
 
 format: install
 	$(VENV)/bin/ruff check --fix motia_sse steps tests
+
+# Benchmarks against a bare-aiohttp baseline (BENCHMARKS.md); e.g. BENCH_ARGS="--runs 5".
+bench: install
+	$(PY) -c "import uvloop" 2>/dev/null || $(PY) -m pip install -q uvloop
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .motia .mypy_cache .ruff_cache .pytest_cache
