@@ -15,7 +15,6 @@ from motia_sse.queue.base import Delivery, EventQueue
 from motia_sse.state import State
 from motia_sse.streams.stream import Stream
 
-
 _random_hex: list[str] = []
 
 
