@@ -32,6 +32,9 @@ from bench.scenarios import Options, api_once, client, fanout_once, running
 
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 STARTUP = ("<frozen importlib", "load_project")
+# Leaves where a thread waits without py-spy seeing it as idle: an executor's idle worker
+# blocks in queue.get (C code), so its stack ends in `_worker` itself.
+IDLE_LEAVES = ("_worker (concurrent/futures/thread.py)",)
 
 
 def pyspy() -> str:
@@ -64,12 +67,13 @@ def hot_spots(stacks: list[tuple[list[str], int]], top: int = 12) -> dict[str, A
     """Self time by function (with its hottest line) and inclusive time by function."""
     kept = [(frames, n) for frames, n in stacks if not any(
         s in f for f in frames for s in STARTUP)]
-    total = sum(n for _, n in kept)
     self_time: Counter[str] = Counter()
     lines: dict[str, Counter[str]] = {}
     inclusive: Counter[str] = Counter()
-    for frames, count in kept:
-        parsed = [_frame(f) for f in frames]
+    parsed_stacks = [([_frame(f) for f in frames], n) for frames, n in kept]
+    parsed_stacks = [(p, n) for p, n in parsed_stacks if p[-1][0] not in IDLE_LEAVES]
+    total = sum(n for _, n in parsed_stacks)
+    for parsed, count in parsed_stacks:
         leaf_name, leaf_line = parsed[-1]
         self_time[leaf_name] += count
         lines.setdefault(leaf_name, Counter())[leaf_line] += count

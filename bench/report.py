@@ -89,8 +89,23 @@ def _get(name: str) -> Callable[[Result], float]:
     return lambda r: float(r.get(name, float("nan")))
 
 
+def _cpu_per(count: Callable[[Result], float]) -> Callable[[Result], float]:
+    """Server CPU (all server processes) per unit of work, in microseconds: what the
+    server spends whichever process limits the rate."""
+    def per(result: Result) -> float:
+        done = count(result)
+        cpu = sum(result.get("server_cpu_s", []))
+        return 1e6 * cpu / done if done and cpu else float("nan")
+    return per
+
+
+_per_event = _cpu_per(lambda r: float(r.get("delivered", 0)))
+_per_open = _cpu_per(lambda r: float(r.get("subscribers", 0)))
+_per_request = _cpu_per(lambda r: float(r.get("requests_per_s", 0) * r.get("wall_s", 0)))
+
 FANOUT = [
     Metric("events/s", _get("events_per_s"), _get("events_per_s"), 0),
+    Metric("server us/event", _per_event, _per_event, 1),
     Metric("p50 ms", _get("p50_ms"), _get("p50_ms"), 2),
     Metric("p99 ms", _get("p99_ms"), _get("p99_ms"), 2, Target(at_most=1.5)),
 ]
@@ -111,10 +126,14 @@ def metrics(key: str) -> list[Metric]:
         return [Metric("s to full text", _get("motia_s"), _get("fake_s"), 3)]
     if scenario == "c":
         return [Metric("RSS KiB/feed", _get("rss_per_feed_kib"), _get("rss_per_feed_kib"), 1,
-                       Target(at_most=1.5))]
+                       Target(at_most=1.5)),
+                # How fast feeds open (a reconnect storm after a restart), and at what cost.
+                Metric("feed opens/s", _get("connect_per_s"), _get("connect_per_s"), 0),
+                Metric("server us/open", _per_open, _per_open, 0)]
     if scenario == "d":
         return [Metric("requests/s", _get("requests_per_s"), _get("requests_per_s"), 0,
                        Target(at_least=0.7)),
+                Metric("server us/request", _per_request, _per_request, 1),
                 Metric("p99 ms", _get("p99_ms"), _get("p99_ms"), 2)]
     raise ValueError(key)
 
