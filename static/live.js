@@ -24,6 +24,20 @@ function customEventRow(event) {
 }
 
 /** One item, updated live: `{element, stop()}`. */
+// What an item card and a group table do alike with refusals and custom events.
+function feedOptions(setState, errors, events) {
+  return {
+    onError: (err) => {
+      setState("error");
+      fill(errors, describeError(err));
+    },
+    onEvent: (event) => {
+      events.prepend(customEventRow(event));
+      while (events.children.length > 20) events.lastChild.remove();
+    },
+  };
+}
+
 export function liveItem({ stream, group, id, schema = null, title = null }) {
   const status = h("span", { class: "live-status" });
   const meta = h("span", { class: "muted live-meta" });
@@ -52,16 +66,7 @@ export function liveItem({ stream, group, id, schema = null, title = null }) {
       fill(body, fieldRows(item, schemaFields(schema)));
     }
     fill(meta, `${updates} update${updates === 1 ? "" : "s"} · ${clock()}`);
-  }, {
-    onError: (err) => {
-      setState("error");
-      fill(errors, describeError(err));
-    },
-    onEvent: (event) => {
-      events.prepend(customEventRow(event));
-      while (events.children.length > 20) events.lastChild.remove();
-    },
-  });
+  }, feedOptions(setState, errors, events));
   return {
     element,
     stop() {
@@ -114,16 +119,7 @@ export function liveGroup({ stream, group, schema = null }) {
     fill(errors);
     setState("live");
     render(items);
-  }, {
-    onError: (err) => {
-      setState("error");
-      fill(errors, describeError(err));
-    },
-    onEvent: (event) => {
-      events.prepend(customEventRow(event));
-      while (events.children.length > 20) events.lastChild.remove();
-    },
-  });
+  }, feedOptions(setState, errors, events));
   // The items as they are now, in case the feed is slow to start; the feed's own
   // state wins once it has spoken.
   introspection.group(stream, group).then((items) => {
