@@ -20,6 +20,8 @@ from typing import Any
 
 import attrs
 
+from tests.sse_parse import silent
+
 LF, CR = "\n", "\r"
 
 
@@ -230,11 +232,7 @@ class RawResponse:
 
     async def silent_for(self, seconds: float) -> bool:
         """True if no event arrives within `seconds` (comments do not count)."""
-        try:
-            await self.next(within=seconds)
-        except TimeoutError:
-            return True
-        return False
+        return await silent(self.next, seconds)
 
     async def read_to_end(self, within: float = 5.0) -> list[RawEvent]:
         """Read until the body ends; return the events on the way."""

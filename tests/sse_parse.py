@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -76,8 +77,13 @@ class SseReader:
 
     async def silent_for(self, seconds: float) -> bool:
         """True if no event arrives within `seconds` (comments do not count)."""
-        try:
-            await self.next(within=seconds)
-        except TimeoutError:
-            return True
-        return False
+        return await silent(self.next, seconds)
+
+
+async def silent(next_event: Callable[..., Awaitable[Any]], seconds: float) -> bool:
+    """True if `next_event(within=seconds)` times out: no event came."""
+    try:
+        await next_event(within=seconds)
+    except TimeoutError:
+        return True
+    return False

@@ -22,6 +22,7 @@ from motia_sse.runtime import RUNTIME, Runtime
 from motia_sse.streams.stream import Stream, StreamChannel, StreamEvent
 from tests.conftest import ClientFactory
 from tests.raw_sse import RawEvent, RawResponse, SseParser, open_raw
+from tests.sse_parse import silent
 
 # What a client saw of one event: its name, the source's last event ID, the JSON data.
 Seen = tuple[str, str, Any]
@@ -158,11 +159,7 @@ class LibraryFeed:
 
     async def silent_for(self, seconds: float) -> bool:
         """True if no event arrives within `seconds`."""
-        try:
-            await self.next(within=seconds)
-        except TimeoutError:
-            return True
-        return False
+        return await silent(self.next, seconds)
 
     async def wait_opens(self, count: int, within: float = 5.0) -> None:
         """Wait until the library has connected `count` times in all."""

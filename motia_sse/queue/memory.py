@@ -55,7 +55,3 @@ class MemoryQueue:
         for handle in self._retries.values():
             handle.cancel()
         self._retries.clear()
-
-    def qsize(self) -> int:
-        """Deliveries waiting."""
-        return self._queue.qsize()

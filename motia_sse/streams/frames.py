@@ -31,11 +31,6 @@ class Frame:
         return cls.of(head + b"data: " + orjson.dumps(data) + b"\n\n", version, kind)
 
     @classmethod
-    def comment(cls, text: str) -> Frame:
-        """A comment line, which every SSE client ignores."""
-        return cls.of(f": {text}\n\n".encode())
-
-    @classmethod
     def retry(cls, milliseconds: int) -> Frame:
         """The reconnection delay, sent once at the start of a feed."""
         return cls.of(f"retry: {milliseconds}\n\n".encode())
