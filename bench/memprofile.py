@@ -42,7 +42,7 @@ def baseline_app() -> tuple[web.Application, Callable[[], int]]:
 async def measure(side: str, feeds: int, top: int) -> dict[str, Any]:
     """Serve, let the client open `feeds` idle feeds, diff the heap."""
     app, count = motia_app() if side == "motia" else baseline_app()
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

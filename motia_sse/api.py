@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 import orjson
@@ -55,22 +54,27 @@ def error_response(status: int, error: str, details: list[str] | None = None,
     return json_response(status, {"error": error, "details": details or []}, headers)
 
 
-RouteHandler = Callable[[web.Request], Awaitable[web.Response]]
+class RouteHandler(Protocol):
+    """An API step's aiohttp handler; path parameters from the router's match unless given
+    (hot_reload.py routes with a router of its own)."""
+
+    def __call__(self, request: web.Request,
+                 path_params: Mapping[str, str] | None = None) -> Awaitable[web.Response]: ...
 
 
-def route_handler(step: LoadedStep, contexts: ContextFactory,
-                  tasks: set[asyncio.Task[Any]]) -> RouteHandler:
+def route_handler(step: LoadedStep, contexts: ContextFactory) -> RouteHandler:
     """The aiohttp handler serving one API step."""
     config = step.config
     assert isinstance(config, ApiRouteConfig)
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request,
+                     path_params: Mapping[str, str] | None = None) -> web.Response:
         trace_id = new_trace_id()
         headers = {TRACE_HEADER: trace_id}
         try:
             req = ApiRequest(
                 body=await _read_body(request, config.body_schema),
-                path_params=dict(request.match_info),
+                path_params=dict(request.match_info if path_params is None else path_params),
                 query_params=_query(request),
                 headers=request.headers,
             )
@@ -79,11 +83,9 @@ def route_handler(step: LoadedStep, contexts: ContextFactory,
             if isinstance(exc, _UnreadableBody):
                 refusal.force_close()  # the connection's framing is lost with its body
             return refusal
-        # A client that hangs up must not cut a handler off between two writes.
-        task = asyncio.create_task(_call(step, req, contexts(step, trace_id)))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        status, body, extra = await asyncio.shield(task)
+        # Run inline: the server does not cancel handlers when a client hangs up
+        # (motia_sse.disconnect), so none is cut off between two writes.
+        status, body, extra = await _call(step, req, contexts(step, trace_id))
         return web.Response(status=status, body=body, content_type="application/json",
                             headers={**extra, **headers})
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from motia_sse.api import error_response, route_handler
 from motia_sse.config import ApiRouteConfig, Settings
+from motia_sse.hot_reload import make_reloadable
 from motia_sse.loader import Project, load_project
 from motia_sse.openapi import add_openapi
 from motia_sse.runtime import RUNTIME, build_runtime
@@ -20,16 +22,20 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(settings: Settings, project: Project | None = None) -> web.Application:
-    """Load the steps (unless given), then build the app; LoadErrors if a file is broken."""
+def create_app(settings: Settings, project: Project | None = None,
+               reloadable: bool = False) -> web.Application:
+    """Load the steps (unless given), then build the app; LoadErrors if a file is broken.
+
+    `reloadable` (`motia-sse dev`): reload the steps in place on SIGHUP (hot_reload.py)."""
     project = project or load_project(settings.steps_dir)
     app = web.Application(middlewares=[_json_errors], client_max_size=settings.max_body_size)
     runtime = build_runtime(settings, project)
     app[RUNTIME] = runtime
-    for step in project.api_steps:
-        assert isinstance(step.config, ApiRouteConfig)
-        app.router.add_route(step.config.method.upper(), step.config.path,
-                             route_handler(step, runtime.contexts, runtime.api_tasks))
+    if not reloadable:
+        for step in project.api_steps:
+            assert isinstance(step.config, ApiRouteConfig)
+            app.router.add_route(step.config.method.upper(), step.config.path,
+                                 route_handler(step, runtime.contexts))
     app.router.add_get("/streams", multiplexed_feed)
     # Ids may hold braces, which aiohttp's default segment pattern refuses.
     app.router.add_get("/streams/{stream}/{group:[^/]+}", group_feed)
@@ -38,7 +44,20 @@ def create_app(settings: Settings, project: Project | None = None) -> web.Applic
     add_workbench(app, settings)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_feeds)
+    if reloadable:
+        make_reloadable(app)
     return app
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How aiohttp serves the app, in `motia-sse start` and in the tests alike.
+
+    Handlers are not cancelled when a client hangs up (aiohttp's default): an API step
+    runs to its end, and feeds notice a client leaving by themselves (disconnect.py)."""
+    return {"handler_cancellation": False, "access_log": None,
+            "shutdown_timeout": settings.shutdown_timeout,
+            "max_line_size": settings.max_header_size,
+            "max_field_size": settings.max_header_size}
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

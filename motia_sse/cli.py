@@ -18,10 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
-from motia_sse.app import create_app
+from motia_sse.app import create_app, server_options
 from motia_sse.backend import BackendUnavailable
 from motia_sse.config import ApiRouteConfig, Settings
 from motia_sse.exceptions import LoadErrors
+from motia_sse.hot_reload import RELOADER, RESTART
 from motia_sse.loader import Project, load_project
 from motia_sse.logs import setup_logging
 
@@ -90,8 +91,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     dev = commands.add_parser("dev", help="serve for development, reloading on changes",
-                              description="Serve on localhost; restart when a file under "
-                                          "the steps folder changes.")
+                              description="Serve on localhost; when a file under the "
+                                          "steps folder changes, reload the steps in the "
+                                          "running server (open feeds stay open), or "
+                                          "restart it when they cannot be swapped in.")
     _add_serve_options(dev, "localhost", env)
     dev.add_argument("--no-reload", action="store_true", help="do not watch the steps folder")
     start = commands.add_parser("start", help="serve for production",
@@ -101,6 +104,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                        help="server processes sharing the port; above 1 needs --redis "
                             "(default 1; $MOTIA_WORKERS)")
     start.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    # Set by `dev`'s watcher for its server: reload the steps in place on SIGHUP.
+    start.add_argument("--reload-in-place", action="store_true", help=argparse.SUPPRESS)
     steps = commands.add_parser("steps", help="list what a steps folder declares",
                                 description="Load the steps folder and list its streams and "
                                             "steps, or its errors.")
@@ -145,27 +150,27 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         from motia_sse.workers import serve_workers
 
         return serve_workers(settings, given, args.workers)
-    return serve(settings, reuse_port=getattr(args, "reuse_port", False))
+    return serve(settings, reuse_port=getattr(args, "reuse_port", False),
+                 reloadable=getattr(args, "reload_in_place", False))
 
 
-def serve(settings: Settings, reuse_port: bool = False) -> int:
-    """Load the steps and serve until stopped; 1 if the steps or Redis are not right."""
+def serve(settings: Settings, reuse_port: bool = False, reloadable: bool = False) -> int:
+    """Load the steps and serve until stopped; 1 if the steps or Redis are not right,
+    RESTART if a reload asked for a fresh process."""
     try:
         project = load_project(settings.steps_dir)
     except LoadErrors as exc:
         print_load_errors(settings.steps_dir, exc)
         return 1
     _announce(settings, project)
+    app = create_app(settings, project, reloadable)
     try:
-        web.run_app(create_app(settings, project), host=settings.host, port=settings.port,
-                    handler_cancellation=True, print=None, access_log=None,
-                    shutdown_timeout=settings.shutdown_timeout,
-                    max_line_size=settings.max_header_size,
-                    max_field_size=settings.max_header_size, reuse_port=reuse_port or None)
+        web.run_app(app, host=settings.host, port=settings.port,
+                    print=None, reuse_port=reuse_port or None, **server_options(settings))
     except BackendUnavailable as exc:
         print(f"motia-sse: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return RESTART if RELOADER in app and app[RELOADER].restart else 0
 
 
 def print_load_errors(steps_dir: Path, exc: LoadErrors) -> None:

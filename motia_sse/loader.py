@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import logging
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -80,7 +81,7 @@ def load_project(steps_dir: Path) -> Project:
     auth_files = sorted(steps_dir.rglob("stream_auth.py"))
     names = {path: _module_name(steps_dir, path)
              for path in stream_files + step_files + auth_files}
-    _forget(names.values())
+    _forget(steps_dir, names.values())
     _use_steps_dir(steps_dir)
 
     errors: list[LoadError] = []
@@ -137,9 +138,12 @@ def _use_steps_dir(steps_dir: Path) -> None:
     sys.path.insert(0, str(steps_dir))
 
 
-def _forget(module_names: Any) -> None:
-    # A reload must run the files again, not reuse what an earlier load imported.
-    for name in module_names:
+def _forget(steps_dir: Path, module_names: Any) -> None:
+    # A reload must run the files again, not reuse what an earlier load imported:
+    # the steps and streams, and any helper module from the folder they import.
+    inside = str(steps_dir) + os.sep
+    for name in [*module_names, *(name for name, module in list(sys.modules.items())
+                                  if (getattr(module, "__file__", None) or "").startswith(inside))]:
         sys.modules.pop(name, None)
 
 

@@ -1,9 +1,11 @@
-"""`motia-sse dev`: serve in a child process, restart it when the steps change.
+"""`motia-sse dev`: serve in a child process; reload it when the steps change.
 
-A restart takes well under a second; open feeds reconnect by themselves and resume
-with Last-Event-ID, and the embedded store and queue keep items and pending events
-across it. A change that breaks loading does not restart anything: the errors are
-printed and the running server goes on until the files load again.
+A change that loads is sent to the server as SIGHUP, and the server swaps the new
+steps in while its feeds stay open (hot_reload.py); when that cannot be done, the
+server exits with RESTART and a fresh one starts, well under a second later. Open
+feeds then reconnect by themselves and resume with Last-Event-ID, and the SQLite
+store and queue keep items and pending events across it. A change that breaks
+loading reloads nothing: the errors are printed and the server goes on as it was.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from watchfiles import PythonFilter, watch
 
 from motia_sse.config import Settings
 from motia_sse.exceptions import LoadErrors
+from motia_sse.hot_reload import RESTART
 from motia_sse.loader import load_project
 
 log = logging.getLogger("motia_sse")
+
+
+# RESTART: the server could not swap the change in. -SIGHUP: it got the signal while
+# starting, before it listened for it; a fresh one loads the newest files.
+_ASKS_FOR_RESTART = (RESTART, -signal.SIGHUP)
 
 
 class _Stop(Exception):
@@ -33,23 +41,27 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def serve_with_reload(settings: Settings, argv: list[str]) -> int:
-    """Run `start` with the same options in a child; restart it on changes."""
+    """Run `start` with the same options in a child; reload or restart it on changes."""
     command = [sys.executable, "-m", "motia_sse", "start",
-               *[a for a in argv[1:] if a != "--no-reload"], "--host", settings.host]
+               *[a for a in argv[1:] if a != "--no-reload"], "--host", settings.host,
+               "--reload-in-place"]
     signal.signal(signal.SIGTERM, _on_sigterm)
     child = subprocess.Popen(command)
     log.info("watching %s for changes", settings.steps_dir)
     try:
         for changes in watch(settings.steps_dir, watch_filter=PythonFilter(),
                              yield_on_timeout=True, rust_timeout=500, raise_interrupt=False):
-            if not changes:
-                continue
-            if not _loads(settings.steps_dir):
+            if child.poll() in _ASKS_FOR_RESTART:
+                child = subprocess.Popen(command)
+            if not changes or not _loads(settings.steps_dir):
                 continue
             changed = ", ".join(sorted({Path(p).name for _, p in changes}))
-            log.info("%s changed: restarting", changed)
-            _stop(child, settings.shutdown_timeout)
-            child = subprocess.Popen(command)
+            if child.poll() is None:
+                log.info("%s changed: reloading", changed)
+                child.send_signal(signal.SIGHUP)  # see hot_reload.py
+            else:
+                log.info("%s changed: starting the server again", changed)
+                child = subprocess.Popen(command)
     except _Stop:
         pass
     finally:
@@ -61,7 +73,7 @@ def _loads(steps_dir: Path) -> bool:
     try:
         load_project(steps_dir)
     except LoadErrors as exc:
-        log.error("not restarting; the running server goes on. Fix these first:\n%s",
+        log.error("not reloading; the running server goes on. Fix these first:\n%s",
                   "\n".join(f"  {e}" for e in exc.errors))
         return False
     return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
@@ -15,7 +14,7 @@ from motia_sse.config import Settings
 from motia_sse.context import ContextFactory, Emitter, Streams
 from motia_sse.cron import CronScheduler
 from motia_sse.exceptions import Refused
-from motia_sse.loader import Project
+from motia_sse.loader import LoadedStep, Project
 from motia_sse.queue.worker import Worker
 from motia_sse.state import State
 from motia_sse.streams.feed import Feed
@@ -41,7 +40,6 @@ class Runtime:
     retry_frame: Frame
     feeds: set[Feed]
     access: AccessControl
-    api_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set)
     feeds_by_client: Counter[str] = attrs.field(factory=Counter)
 
     def admit_feed(self, client: str) -> None:
@@ -76,11 +74,37 @@ class Runtime:
         """Stop handlers (waiting up to the shutdown timeout), then release everything."""
         await self.cron.stop(self.settings.shutdown_timeout)
         await self.worker.stop(self.settings.shutdown_timeout)
-        if self.api_tasks:
-            await asyncio.wait(set(self.api_tasks), timeout=self.settings.shutdown_timeout)
         for store in self.custom_stores:
             await store.close()
         await self.backend.close()
+
+    def swap_blocker(self, project: Project) -> str | None:
+        """Why `project` cannot replace the running one in place, or None if it can."""
+        for loaded in (*self.project.streams, *project.streams):
+            if loaded.config.base_config.storage_type == "custom":
+                return f"stream {loaded.config.name!r} has a custom store, opened at start"
+        if self.backend.redis is not None and (
+                sorted(_event_steps(self.project)) != sorted(_event_steps(project))):
+            return "the event steps changed; their Redis consumer groups are made at start"
+        return None
+
+    async def swap(self, project: Project) -> None:
+        """Serve `project` from now on, keeping the store, the queue and the open feeds.
+
+        Running handlers finish with the code they started with. Feeds of a stream that
+        `project` no longer defines end (a reconnect gets the 404 that explains it)."""
+        assert self.swap_blocker(project) is None
+        streams = _streams(self.settings, project, self.backend, [])
+        contexts = ContextFactory(streams, self.contexts.state,
+                                  Emitter(project, self.backend.queue))
+        self.worker.replace(_event_steps(project), contexts)
+        await self.cron.stop(self.settings.shutdown_timeout)
+        self.cron = CronScheduler(project.cron_steps, contexts, self.backend.claim_tick)
+        self.cron.start()
+        gone = set(self.streams.names()) - set(streams.names())
+        self.project, self.streams, self.contexts = project, streams, contexts
+        self.access = _access(project)
+        close_all(self.hub.feeds_on(gone))
 
     def close_feeds(self) -> None:
         """End every open feed now; their clients reconnect (or, on shutdown, go)."""
@@ -102,8 +126,20 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
     feeds: set[Feed] = set()
     backend = open_backend(settings, hub, [s.name for s in project.event_steps],
                            lambda: close_all(feeds))
-    streams: dict[str, Stream[Any]] = {}
     custom: list[StreamStore] = []
+    accessor = _streams(settings, project, backend, custom)
+    contexts = ContextFactory(accessor, State(backend.store), Emitter(project, backend.queue))
+    worker = Worker(backend.queue, _event_steps(project), contexts,
+                    settings.max_concurrent_handlers)
+    cron = CronScheduler(project.cron_steps, contexts, backend.claim_tick)
+    return Runtime(settings, project, backend, custom, hub, accessor, contexts, worker, cron,
+                   Frame.retry(settings.retry_ms), feeds, _access(project))
+
+
+def _streams(settings: Settings, project: Project, backend: Backend,
+             custom: list[StreamStore]) -> Streams:
+    """`ctx.streams` for `project`; opens each custom store into `custom`."""
+    streams: dict[str, Stream[Any]] = {}
     for loaded in project.streams:
         base = loaded.config.base_config
         if base.storage_type == "custom" and base.factory is not None:
@@ -114,12 +150,13 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
         else:
             streams[loaded.config.name] = Stream(loaded.config, backend.store, backend.fanout,
                                                  max_id_length=settings.max_id_length)
-    accessor = Streams(streams)
-    contexts = ContextFactory(accessor, State(backend.store), Emitter(project, backend.queue))
-    worker = Worker(backend.queue, {s.name: s for s in project.event_steps}, contexts,
-                    settings.max_concurrent_handlers)
+    return Streams(streams)
+
+
+def _event_steps(project: Project) -> dict[str, LoadedStep]:
+    return {s.name: s for s in project.event_steps}
+
+
+def _access(project: Project) -> AccessControl:
     rules = {s.config.name: s.config.can_access for s in project.streams if s.config.can_access}
-    cron = CronScheduler(project.cron_steps, contexts, backend.claim_tick)
-    return Runtime(settings, project, backend, custom, hub, accessor, contexts, worker, cron,
-                   Frame.retry(settings.retry_ms), feeds,
-                   AccessControl(project.authenticate, rules))
+    return AccessControl(project.authenticate, rules)

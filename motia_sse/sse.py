@@ -17,6 +17,7 @@ from aiohttp_sse import EventSourceResponse
 
 from motia_sse.access import StreamSubscription
 from motia_sse.api import error_response
+from motia_sse.disconnect import on_disconnect
 from motia_sse.exceptions import Refused, UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
 from motia_sse.runtime import RUNTIME, Runtime
@@ -125,12 +126,13 @@ async def _serve(request: web.Request, runtime: Runtime,
         runtime.hub.subscribe(sub, feed)
     runtime.add_feed(feed, _client(request))
     try:
-        async with response:
-            initial: list[tuple[Hashable, Frame]] = [("retry", runtime.retry_frame)]
-            for sub in subs:
-                initial += await _initial(runtime, sub, response.last_event_id)
-            feed.release(initial)
-            await feed.pump()
+        with on_disconnect(request, feed.close):
+            async with response:
+                initial: list[tuple[Hashable, Frame]] = [("retry", runtime.retry_frame)]
+                for sub in subs:
+                    initial += await _initial(runtime, sub, response.last_event_id)
+                feed.release(initial)
+                await feed.pump()
     finally:
         for sub in subs:
             runtime.hub.unsubscribe(sub, feed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from aiohttp_sse import EventSourceResponse
 from motia_sse.api import error_response, json_response
 from motia_sse.config import ApiRouteConfig, EventConfig, Settings
 from motia_sse.converter import unstructure
+from motia_sse.disconnect import on_disconnect
 from motia_sse.exceptions import UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
 from motia_sse.json_schema import JsonSchema, json_schema
@@ -28,7 +28,6 @@ from motia_sse.log_buffer import (
     release,
 )
 from motia_sse.runtime import RUNTIME
-from motia_sse.tasks import cancel_and_wait
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 LOG_PARAMS = ("trace_id", "step", "level", "limit", "after")
@@ -138,19 +137,16 @@ async def _log_feed(request: web.Request) -> web.StreamResponse:
     if last_seen is not None and last_seen.isdigit():
         after = int(last_seen)  # a reconnect: only what the browser has not got
     backlog, subscription = buffer.subscribe(query, limit, after)
-    # A client that hangs up stops the pings; that ends the subscription too.
-    gone = asyncio.create_task(response.wait())
-    gone.add_done_callback(lambda _: subscription.close())
     try:
-        async with response:
-            await _send_logs(response, 0, backlog)
-            while (batch := await subscription.next_batch()) is not None:
-                await _send_logs(response, *batch)
-    except (ConnectionResetError, TimeoutError):
+        with on_disconnect(request, subscription.close):
+            async with response:
+                await _send_logs(response, 0, backlog)
+                while (batch := await subscription.next_batch()) is not None:
+                    await _send_logs(response, *batch)
+    except (ConnectionError, TimeoutError):
         pass  # the client went away, or stopped reading for send_timeout
     finally:
         buffer.unsubscribe(subscription)
-        await cancel_and_wait(gone)
     return response
 
 

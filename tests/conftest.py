@@ -17,9 +17,11 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from motia_sse import Settings, create_app
+from motia_sse.app import server_options
 from tests.fake_openai import FakeOpenAI
 from tests.sse_parse import SseReader
 
@@ -27,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_STEPS = REPO / "steps"
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+OpenFeed = Callable[..., Awaitable[SseReader]]
 
 
 @pytest.fixture(name="settings")
@@ -40,11 +43,27 @@ def _settings(tmp_path: Path) -> Settings:
 def _make_client(aiohttp_client: Any) -> ClientFactory:
     """Start an app for the given settings on 127.0.0.1 and return a client for it."""
 
-    async def make(settings: Settings) -> TestClient[Any, Any]:
-        client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    async def make(settings: Settings, app: web.Application | None = None
+                   ) -> TestClient[Any, Any]:
+        server = ServerAsDeployed(app or create_app(settings), settings)
+        client: TestClient[Any, Any] = await aiohttp_client(server)
         return client
 
     return make
+
+
+class ServerAsDeployed(TestServer):
+    """A TestServer with the options `motia-sse start` uses.
+
+    aiohttp's TestServer cancels handlers when a client hangs up; the real server
+    does not, and feeds must notice a client leaving without it."""
+
+    def __init__(self, app: web.Application, settings: Settings) -> None:
+        super().__init__(app, host="127.0.0.1")
+        self._options = server_options(settings)
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return await super()._make_runner(**{**kwargs, **self._options})
 
 
 @pytest.fixture(name="client")

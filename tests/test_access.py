@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,7 @@ from motia_sse import Settings
 from motia_sse.exceptions import LoadErrors
 from motia_sse.loader import load_project
 from motia_sse.runtime import RUNTIME
-from tests.conftest import ClientFactory
-from tests.sse_parse import SseReader
-
-OpenFeed = Callable[..., Awaitable[SseReader]]
+from tests.conftest import ClientFactory, OpenFeed
 
 AUTH = '''
 TOKENS = {"alice-token": {"user": "alice"}, "bob-token": {"user": "bob"}}

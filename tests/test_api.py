@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
+from motia_sse.runtime import RUNTIME
 from tests.conftest import ClientFactory
 
 CRASHING_STEP = '''
@@ -58,6 +61,20 @@ class Note:
 config = StreamConfig(name="notes", schema=Note)
 '''
 
+SLOW_STEP = '''
+import asyncio
+from motia_sse import ApiRouteConfig
+
+config = ApiRouteConfig(name="Slow", path="/slow/{n}", method="POST")
+
+async def handler(req, ctx):
+    n = req.path_params["n"]
+    await ctx.streams.notes.set("slow", n, {"text": "started"})
+    await asyncio.sleep(0.3)
+    await ctx.streams.notes.set("slow", n, {"text": "finished"})
+    return {"status": 200, "body": None}
+'''
+
 BAD_RETURN_STEP = '''
 from motia_sse import ApiRouteConfig
 
@@ -79,6 +96,7 @@ async def _custom_client(tmp_path: Path, make_client: ClientFactory,
     (steps / "bad_return_step.py").write_text(BAD_RETURN_STEP)
     (steps / "bad_data_step.py").write_text(BAD_DATA_STEP)
     (steps / "notes_stream.py").write_text(NOTES_STREAM)
+    (steps / "slow_step.py").write_text(SLOW_STEP)
     return await make_client(Settings(steps_dir=steps, store="memory"))
 
 
@@ -182,3 +200,21 @@ async def test_bad_stream_data_in_a_handler_names_field_and_line(
     assert details[:2] == ["invalid data for stream 'notes'",
                            "expected string, got integer @ $.text"]
     assert details[2].endswith("bad_data_step.py:8")
+
+
+async def test_client_hanging_up_does_not_cut_the_handler_off(
+    custom_client: TestClient[Any, Any]
+) -> None:
+    """The handler of a request whose client has gone still runs to its end."""
+    notes = custom_client.app[RUNTIME].streams["notes"]
+    for n in range(3):
+        with pytest.raises(TimeoutError):
+            await custom_client.post(f"/slow/{n}", timeout=aiohttp.ClientTimeout(total=0.1))
+
+    async def texts() -> list[str]:
+        items = [await notes.get("slow", str(n)) for n in range(3)]
+        return [getattr(item.data, "text", "?") if item else "-" for item in items]
+
+    async with asyncio.timeout(5):
+        while await texts() != ["finished"] * 3:
+            await asyncio.sleep(0.05)

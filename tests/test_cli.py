@@ -129,7 +129,7 @@ async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(tmp_path: P
             await wait_for_word(session, url, "two")
             step.write_text("config = (\n")
             async with asyncio.timeout(30):
-                while "not restarting" not in (tmp_path / "dev.log").read_text():
+                while "not reloading" not in (tmp_path / "dev.log").read_text():
                     await asyncio.sleep(0.1)
             assert await say(session, url) == "two"
             assert "hello_step.py:1: import failed: SyntaxError" in (
@@ -148,6 +148,123 @@ async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(tmp_path: P
                 return
             writer.close()
             await asyncio.sleep(0.1)
+
+
+NOTES_STREAM = '''
+import attrs
+from motia_sse import StreamConfig
+
+@attrs.frozen
+class Note:
+    text: str
+
+config = StreamConfig(name="notes", schema=Note)
+'''
+
+WRITE_STEP = '''
+from motia_sse import ApiRouteConfig
+from words import WORD
+
+config = ApiRouteConfig(name="Write", path="/notes/{id}", method="POST")
+
+async def handler(req, ctx):
+    await ctx.streams.notes.set("g", req.path_params["id"], {"text": WORD})
+    return {"status": 200, "body": {"wrote": WORD}}
+'''
+
+PING_STEP = '''
+from motia_sse import ApiRouteConfig
+
+config = ApiRouteConfig(name="Ping", path="/ping", method="GET")
+
+async def handler(req, ctx):
+    return {"status": 200, "body": "pong"}
+'''
+
+CUSTOM_STREAM = '''
+import attrs
+from motia_sse import BaseConfig, StreamConfig
+from motia_sse.streams.memory_store import MemoryStore
+
+@attrs.frozen
+class Memo:
+    text: str
+
+config = StreamConfig(name="memos", schema=Memo,
+                      base_config=BaseConfig(storage_type="custom", factory=MemoryStore))
+'''
+
+
+async def status_of(session: aiohttp.ClientSession, method: str, url: str) -> int | None:
+    """The status of one request, or None while nothing listens."""
+    try:
+        async with session.request(method, url) as response:
+            return response.status
+    except aiohttp.ClientError:
+        return None
+
+
+async def test_dev_reloads_in_place_keeping_feeds_and_memory_items(tmp_path: Path) -> None:
+    """An edit (of a step, or of a helper module it imports) is swapped into the running
+    server: routes come and go, the open feed gets the new code's writes on the same
+    connection, and the memory store keeps its items. A change that cannot be swapped
+    in (a custom store) restarts the server; the feed then ends and reconnects."""
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    (steps / "notes_stream.py").write_text(NOTES_STREAM)
+    (steps / "write_step.py").write_text(WRITE_STEP)
+    (steps / "words.py").write_text('WORD = "one"\n')
+    port = free_port()
+    log_path = tmp_path / "dev.log"
+    log = log_path.open("w")
+    dev = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "motia_sse", "dev", "--steps", str(steps), "--port", str(port),
+        "--store", "memory", "--host", "127.0.0.1", cwd=tmp_path, stdout=log, stderr=log,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with asyncio.timeout(30):
+                while await status_of(session, "POST", f"{url}/notes/a") != 200:
+                    await asyncio.sleep(0.1)
+            response = await session.get(f"{url}/streams/notes/g/a")
+            feed = SseReader(response)
+            assert (await feed.next()).json()["text"] == "one"
+
+            (steps / "words.py").write_text('WORD = "two"\n')
+            (steps / "ping_step.py").write_text(PING_STEP)
+            async with asyncio.timeout(30):
+                while await status_of(session, "GET", f"{url}/ping") != 200:
+                    await asyncio.sleep(0.1)
+            assert "1 open feeds kept" in log_path.read_text()
+            async with session.post(f"{url}/notes/a") as wrote:
+                assert await wrote.json() == {"wrote": "two"}
+            assert (await feed.next()).json()["text"] == "two"  # the same connection
+            async with session.post(f"{url}/notes/b") as wrote:
+                assert wrote.status == 200
+
+            (steps / "ping_step.py").unlink()
+            async with asyncio.timeout(30):
+                while await status_of(session, "GET", f"{url}/ping") != 404:
+                    await asyncio.sleep(0.1)
+            async with session.get(f"{url}/ping") as gone:
+                assert await gone.json() == {"error": "Not Found", "details": ["GET /ping"]}
+            assert not response.closed
+            async with session.get(f"{url}/streams/notes/g/b") as other:
+                assert (await SseReader(other).next()).json()["text"] == "two"
+
+            (steps / "memos_stream.py").write_text(CUSTOM_STREAM)
+            with pytest.raises(EOFError):
+                await feed.next(within=30)
+            assert "has a custom store, opened at start: restarting the server" in (
+                log_path.read_text())
+            async with asyncio.timeout(30):
+                while await status_of(session, "GET", f"{url}/streams/memos/g/x") != 200:
+                    await asyncio.sleep(0.1)
+    finally:
+        os.kill(dev.pid, signal.SIGTERM)
+        assert await asyncio.wait_for(dev.wait(), 30) == 0
+        log.close()
 
 
 def test_workers_need_redis(tmp_path: Path) -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from motia_sse.runtime import RUNTIME
-from tests.sse_parse import SseEvent, SseReader
+from tests.conftest import OpenFeed
+from tests.sse_parse import SseEvent
 
-OpenFeed = Callable[..., Awaitable[SseReader]]
 UPDATES = 5000
 PAYLOAD = "x" * 4000
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
 from motia_sse.runtime import RUNTIME
-from tests.conftest import ClientFactory
-from tests.sse_parse import SseReader
-
-OpenFeed = Callable[..., Awaitable[SseReader]]
+from tests.conftest import ClientFactory, OpenFeed
 
 STREAM = '''
 import attrs

@@ -26,6 +26,7 @@ from yarl import URL
 
 from motia_sse import Settings
 from motia_sse.runtime import RUNTIME
+from tests.conftest import ClientFactory
 from tests.test_openapi import resolve, response_validator, serve
 
 log = logging.getLogger(__name__)
@@ -459,14 +460,14 @@ def expected_multiplexed_status(feeds: Feeds, subs: list[str]) -> int:
 
 
 @pytest.fixture(name="fuzzer")
-async def _fuzzer(aiohttp_client: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+async def _fuzzer(make_client: ClientFactory, settings: Settings, monkeypatch: pytest.MonkeyPatch,
                   caplog: pytest.LogCaptureFixture) -> AsyncIterator[Fuzzer]:
     """The example steps with /openapi.json on a real socket; OpenAI calls fail at once.
     After the test, the server must still serve a plain request and its feed."""
     monkeypatch.setenv("OPENAI_BASE_URL", OPENAI_BASE_URL)
     monkeypatch.setenv("OPENAI_API_KEY", "fuzz")
     # Two event handlers at a time: the HTTP edge is under test, not the examples' jobs.
-    client = await serve(aiohttp_client, attrs.evolve(
+    client = await serve(make_client, attrs.evolve(
         settings, shutdown_timeout=0.1, max_concurrent_handlers=2))
     document = await (await client.get("/openapi.json")).json()
     assert client.app is not None

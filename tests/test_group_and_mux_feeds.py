@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -11,10 +10,7 @@ from aiohttp.test_utils import TestClient
 from motia_sse import Settings
 from motia_sse.runtime import RUNTIME
 from motia_sse.streams.stream import StreamChannel, StreamEvent
-from tests.conftest import ClientFactory
-from tests.sse_parse import SseReader
-
-OpenFeed = Callable[..., Awaitable[SseReader]]
+from tests.conftest import ClientFactory, OpenFeed
 
 
 def job(done: int, total: int = 9, status: str = "running") -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -11,9 +10,7 @@ from yarl import URL
 
 from motia_sse.runtime import RUNTIME
 from motia_sse.streams.stream import StreamChannel, StreamEvent
-from tests.sse_parse import SseReader
-
-OpenFeed = Callable[..., Awaitable[SseReader]]
+from tests.conftest import OpenFeed
 
 
 def JobProgress(status: str, done: int, total: int) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,10 @@ import attrs
 import pytest
 from aiohttp.test_utils import TestClient
 
-from motia_sse import Settings, create_app
+from motia_sse import Settings
 from motia_sse.log_buffer import LOG_BUFFER, LogBuffer, LogEntry, LogQuery, LogSubscription
 from motia_sse.logs import STEP_LOGGER
-from tests.conftest import ClientFactory
-from tests.sse_parse import SseReader
-
-OpenFeed = Callable[..., Awaitable[SseReader]]
+from tests.conftest import ClientFactory, OpenFeed
 
 STEPS = {
     "log_greet_api_step.py": '''
@@ -170,6 +166,20 @@ async def test_feeds_end_at_shutdown_without_waiting(
     assert buffer.subscribers == 0
 
 
+async def test_a_client_that_hangs_up_ends_its_log_feed(
+    make_client: ClientFactory, log_settings: Settings, open_feed: OpenFeed
+) -> None:
+    """The feed's subscription goes as soon as its client does, not at the next ping."""
+    log_client = await make_client(attrs.evolve(log_settings, heartbeat_interval=60))
+    buffer = log_client.app[LOG_BUFFER]
+    feed = await open_feed(str(log_client.make_url("/__motia/logs/feed?step=Nobody")))
+    assert buffer.subscribers == 1
+    feed.response.close()
+    async with asyncio.timeout(5):
+        while buffer.subscribers:
+            await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize(("query", "detail"), [
     ("level=loud", "level: expected one of debug, info, warning, error, critical, got 'loud'"),
     ("limit=0", "limit: expected 1 to 5000, got '0'"),
@@ -190,17 +200,16 @@ async def test_bad_parameters_are_400(
 
 
 async def test_app_buffer_keeps_only_the_newest(
-    aiohttp_client: Any, log_settings: Settings
+    make_client: ClientFactory, log_settings: Settings
 ) -> None:
     """A full buffer forgets its oldest records."""
-    app = create_app(attrs.evolve(log_settings, log_buffer_size=3))
-    client: TestClient[Any, Any] = await aiohttp_client(app)
+    client = await make_client(attrs.evolve(log_settings, log_buffer_size=3))
     for name in ("a", "b", "c", "d"):
         await logs(client, "trace_id=" + await greet(client, name), count=2)
     kept = await logs(client)
     assert [(r["fields"]["name"], r["level"]) for r in kept] == [
         ("c", "warning"), ("d", "info"), ("d", "warning")]
-    assert len(app[LOG_BUFFER]) == 3
+    assert len(client.app[LOG_BUFFER]) == 3
 
 
 def test_buffer_is_bounded_and_filters() -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.conftest import OpenFeed
 from tests.fake_openai import FakeOpenAI
 from tests.sse_parse import SseReader
-
-OpenFeed = Callable[..., Awaitable[SseReader]]
 
 
 async def start(client: TestClient[Any, Any], open_feed: OpenFeed,

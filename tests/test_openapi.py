@@ -17,6 +17,7 @@ from motia_sse.config import ApiRouteConfig
 from motia_sse.json_schema import json_schema
 from motia_sse.loader import load_project
 from motia_sse.openapi import add_openapi, openapi_document
+from tests.conftest import ClientFactory
 
 USERS_STEP = '''
 import attrs
@@ -90,14 +91,13 @@ async def handler(req, ctx):
 '''
 
 
-async def serve(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any]:
+async def serve(make_client: ClientFactory, settings: Settings) -> TestClient[Any, Any]:
     """The app of `settings` with /openapi.json, on a real socket."""
     app = create_app(settings)
     if not any(r.resource is not None and r.resource.canonical == "/openapi.json"
                for r in app.router.routes()):  # create_app may serve it already
         add_openapi(app)
-    client: TestClient[Any, Any] = await aiohttp_client(app)
-    return client
+    return await make_client(settings, app)
 
 
 def response_validator(document: dict[str, Any], schema: dict[str, Any]) -> OAS31Validator:
@@ -125,9 +125,9 @@ def resolve(document: dict[str, Any], ref: str) -> Any:
 
 
 @pytest.fixture(name="document")
-async def _document(aiohttp_client: Any, settings: Settings) -> dict[str, Any]:
+async def _document(make_client: ClientFactory, settings: Settings) -> dict[str, Any]:
     """The example project's /openapi.json, as served."""
-    client = await serve(aiohttp_client, settings)
+    client = await serve(make_client, settings)
     response = await client.get("/openapi.json")
     assert response.status == 200
     assert response.content_type == "application/json"
@@ -228,10 +228,10 @@ def test_id_pattern_is_check_ids(document: dict[str, Any]) -> None:
         assert not validator.is_valid(bad), bad
 
 
-async def test_answers_fit_the_documented_schemas(aiohttp_client: Any, settings: Settings,
+async def test_answers_fit_the_documented_schemas(make_client: ClientFactory, settings: Settings,
                                                   document: dict[str, Any]) -> None:
     """A 200 and a 400 of the example steps validate against their documented schemas."""
-    client = await serve(aiohttp_client, settings)
+    client = await serve(make_client, settings)
     responses = document["paths"]["/jobs"]["post"]["responses"]
     for payload, status in [({"steps": 1, "delay": 0}, 200), ({"steps": "x"}, 400)]:
         response = await client.post("/jobs", json=payload)

@@ -48,6 +48,10 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
 
+    def replace(self, steps: dict[str, LoadedStep], contexts: ContextFactory) -> None:
+        """Run later deliveries with these steps (a reload); running ones go on as they are."""
+        self._steps, self._contexts = steps, contexts
+
     @property
     def running(self) -> int:
         """Handlers running now."""

@@ -121,7 +121,11 @@ class Feed:
                 finally:
                     self._waiter = None
                 continue
-            await self._writer.drain()
+            try:
+                await self._writer.drain()
+            except ConnectionError:  # the client went while the socket was full
+                self.close()
+                return
             batch = list(self._pending.values())
             self._pending.clear()
             self._custom = None

@@ -85,6 +85,11 @@ class Hub:
                 feed.offer_custom(frames[kind])
             reached |= fresh
 
+    def feeds_on(self, streams: set[str]) -> set[Feed]:
+        """The feeds watching anything in `streams`."""
+        return {feed for (stream, _), targets in self._groups.items() if stream in streams
+                for feeds in targets.values() for feed in feeds}
+
     @property
     def subscriber_count(self) -> int:
         """Subscriptions held in this process."""
