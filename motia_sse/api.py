@@ -12,7 +12,7 @@ from aiohttp import web
 
 from motia_sse.config import ApiRouteConfig
 from motia_sse.context import ContextFactory, FlowContext, new_trace_id
-from motia_sse.converter import structure, unstructure
+from motia_sse.converter import structure, to_json
 from motia_sse.exceptions import ValidationError
 from motia_sse.loader import LoadedStep
 from motia_sse.tracebacks import describe, line_in
@@ -44,8 +44,11 @@ class ApiResponse:
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
     """A JSON response encoded with the project's converter."""
-    return web.Response(status=status, body=orjson.dumps(unstructure(body)),
-                        content_type="application/json", headers=headers)
+    return web.Response(status=status, body=to_json(body),
+                        headers={**_JSON, **headers} if headers else _JSON)
+
+
+_JSON = {"Content-Type": "application/json"}
 
 
 def error_response(status: int, error: str, details: list[str] | None = None,
@@ -86,8 +89,7 @@ def route_handler(step: LoadedStep, contexts: ContextFactory) -> RouteHandler:
         # Run inline: the server does not cancel handlers when a client hangs up
         # (motia_sse.disconnect), so none is cut off between two writes.
         status, body, extra = await _call(step, req, contexts(step, trace_id))
-        return web.Response(status=status, body=body, content_type="application/json",
-                            headers={**extra, **headers})
+        return web.Response(status=status, body=body, headers={**_JSON, **extra, **headers})
 
     return handle
 
@@ -97,7 +99,7 @@ async def _call(step: LoadedStep, req: ApiRequest[Any],
     """Run the handler and encode its answer; any failure becomes a logged 500."""
     try:
         status, body, headers = _unpack(await step.handler(req, ctx))
-        return status, orjson.dumps(unstructure(body)), headers
+        return status, to_json(body), headers
     except Exception as exc:
         where = line_in(exc, step.path.parent) or str(step.path)
         ctx.logger.exception(f"handler failed at {where}")
@@ -142,6 +144,8 @@ async def _read_body(request: web.Request, schema: type[Any] | None) -> Any:
 
 def _query(request: web.Request) -> dict[str, str | list[str]]:
     query: dict[str, str | list[str]] = {}
+    if not request.query_string:
+        return query
     for key in request.query:
         values = request.query.getall(key)
         query[key] = values[0] if len(values) == 1 else values

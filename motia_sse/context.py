@@ -68,16 +68,24 @@ class Emitter:
             await self._queue.put(Delivery(subscriber.name, topic, payload, trace_id))
 
 
-@attrs.frozen
+@attrs.define
 class FlowContext:
     """The second argument of every handler."""
 
     trace_id: str
-    logger: StepLogger
     streams: Streams
     state: State
     _step: LoadedStep
     _emitter: Emitter
+    # Made on first use: most handlers never log, and one is built per call.
+    _logger: StepLogger | None = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def logger(self) -> StepLogger:
+        """The standard logger, with this step's name and trace id on each record."""
+        if self._logger is None:
+            self._logger = StepLogger(self._step.name, self.trace_id)
+        return self._logger
 
     async def emit(self, topic: str, data: Any) -> None:
         """Send `data` to the steps subscribed to `topic`, carrying this trace id."""
@@ -93,5 +101,4 @@ class ContextFactory:
     emitter: Emitter
 
     def __call__(self, step: LoadedStep, trace_id: str) -> FlowContext:
-        return FlowContext(trace_id, StepLogger(step.name, trace_id), self.streams,
-                           self.state, step, self.emitter)
+        return FlowContext(trace_id, self.streams, self.state, step, self.emitter)

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+import orjson
 from cattrs.preconf.json import configure_converter
 from cattrs.v import format_exception
 
@@ -79,3 +80,9 @@ def _describe(exc: BaseException, kind: type[Any] | None) -> str:
 def unstructure(value: Any) -> Any:
     """Turn attrs instances (and containers of them) into JSON-ready data."""
     return converter.unstructure(value)
+
+
+def to_json(value: Any) -> bytes:
+    """`value` as JSON: what orjson encodes itself (dicts, lists, strings, numbers,
+    datetimes) directly, everything else (attrs instances, sets) through `unstructure`."""
+    return orjson.dumps(value, default=unstructure)

@@ -21,7 +21,7 @@ class StepLogger:
 
     step: str
     trace_id: str
-    _logger: logging.Logger = attrs.field(factory=lambda: _STEP_LOGGER)
+    _logger: logging.Logger = _STEP_LOGGER
 
     def debug(self, message: str, /, **fields: Any) -> None:
         """Log at DEBUG with optional structured fields."""

@@ -12,7 +12,6 @@ from aiohttp_sse import EventSourceResponse
 
 from motia_sse.api import error_response, json_response
 from motia_sse.config import ApiRouteConfig, EventConfig, Settings
-from motia_sse.converter import unstructure
 from motia_sse.disconnect import on_disconnect
 from motia_sse.exceptions import UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
@@ -48,21 +47,25 @@ def add_workbench(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/__motia/logs", _logs)
     app.router.add_get("/__motia/logs/feed", _log_feed)
     if static.is_dir():
-        index = static / "index.html"
+        root = static.resolve()
 
         async def page(_: web.Request) -> web.FileResponse:
-            return web.FileResponse(index)
+            return web.FileResponse(root / "index.html", headers=_REVALIDATE)
+
+        async def static_file(request: web.Request) -> web.FileResponse:
+            path = (root / request.match_info["path"]).resolve()
+            if not path.is_relative_to(root) or not path.is_file():
+                raise web.HTTPNotFound()
+            return web.FileResponse(path, headers=_REVALIDATE)
 
         app.router.add_get("/", page)
-        app.router.add_static("/static", static)
-        app.on_response_prepare.append(_revalidate_static)
+        app.router.add_get("/static/{path:.+}", static_file)
 
 
-async def _revalidate_static(request: web.Request, response: web.StreamResponse) -> None:
-    # The page is a set of ES modules; a browser guessing freshness from
-    # Last-Modified would mix old and new modules after an upgrade.
-    if request.path == "/" or request.path.startswith("/static/"):
-        response.headers.setdefault("Cache-Control", "no-cache")
+# The page is a set of ES modules; a browser guessing freshness from Last-Modified
+# would mix old and new modules after an upgrade. (Set per file, not by a
+# response-prepare hook, which would run for every API answer and feed too.)
+_REVALIDATE = {"Cache-Control": "no-cache"}
 
 
 async def _steps(request: web.Request) -> web.Response:
@@ -90,7 +93,7 @@ async def _group(request: web.Request) -> web.Response:
     except ValidationError as exc:
         # The ids were fine, so it is the stored data that no longer fits the schema.
         return error_response(500, exc.error, exc.details)
-    return json_response(200, unstructure(items))
+    return json_response(200, items)
 
 
 async def _dead_letters(request: web.Request) -> web.Response:
@@ -99,7 +102,7 @@ async def _dead_letters(request: web.Request) -> web.Response:
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
         return error_response(400, "invalid limit", [f"expected 1 to 1000, got {raw!r}"])
     letters = await request.app[RUNTIME].backend.queue.dead_letters(int(raw))
-    return json_response(200, unstructure(letters))
+    return json_response(200, letters)
 
 
 async def _capture_logs(app: web.Application) -> AsyncIterator[None]:

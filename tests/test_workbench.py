@@ -9,6 +9,7 @@ from typing import Any, Literal
 import attrs
 import pytest
 from aiohttp.test_utils import TestClient
+from yarl import URL
 
 from motia_sse.converter import structure
 from motia_sse.exceptions import ValidationError
@@ -195,6 +196,17 @@ def test_recursive_class_is_referenced() -> None:
 def test_schema_of_plain_types(kind: Any, expected: dict[str, Any]) -> None:
     """Builtins, unions and containers map to their JSON Schema types."""
     assert json_schema(kind) == expected
+
+
+@pytest.mark.parametrize("path", [
+    "static/..%2F..%2Fsetup.cfg", "static/%2E%2E/%2E%2E/setup.cfg", "static/..%5C..%5Csetup.cfg",
+    "static/nope.js", "static/views", "static/", "static//etc/passwd"])
+async def test_static_files_stay_inside_their_folder(client: TestClient[Any, Any],
+                                                     path: str) -> None:
+    """Only files under static/ are served; anything else is a JSON 404."""
+    response = await client.session.get(URL(str(client.make_url("/")) + path, encoded=True))
+    assert response.status == 404, path
+    assert (await response.json())["error"] == "Not Found"
 
 
 async def test_page_and_its_modules_are_served(client: TestClient[Any, Any]) -> None:
