@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import attrs
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from motia_sse.config import Settings
@@ -21,6 +21,11 @@ from motia_sse.streams.redis_fanout import RedisFanout
 from motia_sse.streams.redis_store import RedisStore
 from motia_sse.streams.sqlite_store import SqliteStore
 from motia_sse.streams.store import StreamStore
+
+# Connections one process opens to Redis at most (pub/sub and blocking reads included),
+# and how long a command waits for one of them before it fails.
+REDIS_CONNECTIONS = 64
+REDIS_WAIT = 10.0
 
 
 class BackendUnavailable(MotiaError):
@@ -72,8 +77,12 @@ def open_backend(settings: Settings, hub: Hub, event_steps: list[str],
     """The backend the settings choose: Redis when `redis_url` is set."""
     policy = RetryPolicy(settings.max_attempts, settings.retry_backoff)
     if settings.redis_url:
-        redis: Redis = Redis.from_url(settings.redis_url, health_check_interval=10,
-                                      socket_connect_timeout=5)
+        # Commands wait for a free connection: a reconnect storm of thousands of feeds
+        # reads its snapshots through the pool, instead of failing past its size.
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT,
+            health_check_interval=10, socket_connect_timeout=5)
+        redis: Redis = Redis.from_pool(pool)
         prefix = settings.redis_prefix
         return Backend(RedisStore(redis, prefix), RedisFanout(redis, hub, prefix, on_gap),
                        RedisQueue(redis, prefix, event_steps, policy,

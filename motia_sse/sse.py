@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Hashable
 from typing import Any
 from urllib.parse import unquote
@@ -26,6 +27,8 @@ from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Subscription
 from motia_sse.streams.stream import Stream
 from motia_sse.streams.wire import FeedKind, gone_frame, item_frame, sync_frame
+
+log = logging.getLogger(__name__)
 
 
 async def item_feed(request: web.Request) -> web.StreamResponse:
@@ -128,9 +131,17 @@ async def _serve(request: web.Request, runtime: Runtime,
     try:
         with on_disconnect(request, feed.close):
             async with response:
-                initial: list[tuple[Hashable, Frame]] = [("retry", runtime.retry_frame)]
-                for sub in subs:
-                    initial += await _initial(runtime, sub, response.last_event_id)
+                retry: tuple[Hashable, Frame] = ("retry", runtime.retry_frame)
+                try:
+                    initial = [retry]
+                    for sub in subs:
+                        initial += await _initial(runtime, sub, response.last_event_id)
+                except Exception as exc:  # the store is away (Redis restarting, say)
+                    log.warning("%s: cannot read the current state (%s: %s); ending the "
+                                "feed, its client reconnects", request.path_qs,
+                                type(exc).__name__, exc)
+                    feed.release([retry])
+                    return response
                 feed.release(initial)
                 await feed.pump()
     finally:

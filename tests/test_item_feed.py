@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from motia_sse.runtime import RUNTIME
+from motia_sse.streams.memory_store import MemoryStore
 from motia_sse.streams.stream import StreamChannel, StreamEvent
 from tests.conftest import OpenFeed
 
@@ -164,3 +166,27 @@ async def test_disconnected_feed_is_dropped(
     async with asyncio.timeout(5):
         while hub.subscriber_count:
             await asyncio.sleep(0.01)
+
+
+async def test_a_store_failing_at_open_ends_the_feed_with_one_line(
+    client: TestClient[Any, Any], open_feed: OpenFeed, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that cannot be read when a feed opens (Redis restarting, say) ends the feed
+    after its retry delay, so the client comes back; the log says why in one line."""
+    async def away(*_: Any) -> None:
+        raise ConnectionError("the store is away")
+
+    monkeypatch.setattr(MemoryStore, "get", away)
+    feed = await open_feed(str(client.make_url("/streams/progress/g7/job")))
+    with pytest.raises(EOFError):
+        await feed.next()
+    assert feed.retry == client.app[RUNTIME].settings.retry_ms
+    assert ("/streams/progress/g7/job: cannot read the current state (ConnectionError: the "
+            "store is away); ending the feed, its client reconnects") in caplog.text
+    assert "Traceback" not in caplog.text
+    monkeypatch.undo()
+    await client.app[RUNTIME].streams["progress"].set(
+        "g7", "job", {"status": "running", "done": 1, "total": 2})
+    again = await open_feed(str(client.make_url("/streams/progress/g7/job")))
+    assert (await again.next()).json()["done"] == 1

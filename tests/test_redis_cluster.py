@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import attrs
 import pytest
 
-from tests.conftest import EXAMPLE_STEPS, RedisServer, ServerProcess, free_port
+from motia_sse import Settings
+from motia_sse.runtime import RUNTIME
+from tests.conftest import (
+    EXAMPLE_STEPS,
+    ClientFactory,
+    RedisServer,
+    ServerProcess,
+    free_port,
+)
 from tests.sse_parse import SseEvent, SseReader
 from tests.work_steps import write_work_steps
 
@@ -195,3 +204,24 @@ def test_redis_down_at_start_is_one_clear_message(tmp_path: Path) -> None:
     [line] = [x for x in done.stderr.splitlines() if x.startswith("motia-sse:")]
     assert line.startswith(f"motia-sse: cannot reach Redis at {url}: ")
     assert "Traceback" not in done.stderr
+
+
+async def test_a_reconnect_storm_waits_for_redis_connections(
+    make_client: ClientFactory, redis_settings: Settings
+) -> None:
+    """Hundreds of feeds opening at once (clients coming back after a restart) each get
+    their snapshot: store reads queue for the bounded pool of Redis connections rather
+    than fail past its size."""
+    client = await make_client(attrs.evolve(redis_settings, max_feeds_per_client=1000))
+    await client.app[RUNTIME].streams["progress"].set(
+        "storm", "job", {"status": "running", "done": 1, "total": 2})
+    url = str(client.make_url("/streams/progress/storm/job"))
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def first_event(_: int) -> int:
+            async with session.get(url) as response:
+                assert response.status == 200
+                return int((await SseReader(response).next(within=30)).json()["done"])
+
+        assert await asyncio.gather(*map(first_event, range(400))) == [1] * 400
