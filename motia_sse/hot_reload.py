@@ -91,9 +91,9 @@ class Reloader:
             await runtime.swap(project)
             self.routes.replace(project.api_steps, runtime.contexts)
             steps = len(project.api_steps) + len(project.event_steps) + len(project.cron_steps)
-            log.info("reloaded %d steps and %d streams in %.0f ms; %d open feeds kept",
-                     steps, len(project.streams), (time.monotonic() - started) * 1000,
-                     len(runtime.feeds))
+            log.info("reloaded %d steps and %d streams in %.0f ms; "
+                     "%d open stream feeds kept", steps, len(project.streams),
+                     (time.monotonic() - started) * 1000, len(runtime.feeds))
 
     def _on_sighup(self, app: web.Application) -> None:
         task = asyncio.create_task(self.reload(app), name="motia-sse-reload")

@@ -236,7 +236,7 @@ async def test_dev_reloads_in_place_keeping_feeds_and_memory_items(tmp_path: Pat
             async with asyncio.timeout(30):
                 while await status_of(session, "GET", f"{url}/ping") != 200:
                     await asyncio.sleep(0.1)
-            assert "1 open feeds kept" in log_path.read_text()
+            assert "1 open stream feeds kept" in log_path.read_text()
             async with session.post(f"{url}/notes/a") as wrote:
                 assert await wrote.json() == {"wrote": "two"}
             assert (await feed.next()).json()["text"] == "two"  # the same connection
