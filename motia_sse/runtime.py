@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -22,6 +23,7 @@ from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Hub
 from motia_sse.streams.store import StreamStore
 from motia_sse.streams.stream import Stream
+from motia_sse.tasks import cancel_and_wait
 
 
 @attrs.define
@@ -41,6 +43,7 @@ class Runtime:
     feeds: set[Feed]
     access: AccessControl
     feeds_by_client: Counter[str] = attrs.field(factory=Counter)
+    heartbeat: asyncio.Task[None] | None = None
 
     def admit_feed(self, client: str) -> None:
         """Raise Refused if one more feed, from `client`, would pass a limit."""
@@ -65,13 +68,23 @@ class Runtime:
             del self.feeds_by_client[client]
 
     async def start(self) -> None:
-        """Connect the backend, then start taking events."""
+        """Connect the backend, then start taking events and sending heartbeats."""
         await self.backend.start()
         self.worker.start()
         self.cron.start()
+        self.heartbeat = asyncio.create_task(self._beat(), name="motia-sse-heartbeat")
+
+    async def _beat(self) -> None:
+        """One timer for every feed, not a task each (see Feed.heartbeat)."""
+        frame = Frame.heartbeat()
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            for feed in list(self.feeds):
+                feed.heartbeat(frame)
 
     async def close(self) -> None:
         """Stop handlers (waiting up to the shutdown timeout), then release everything."""
+        await cancel_and_wait(self.heartbeat)
         await self.cron.stop(self.settings.shutdown_timeout)
         await self.worker.stop(self.settings.shutdown_timeout)
         for store in self.custom_stores:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
 
 from motia_sse.access import StreamSubscription
 from motia_sse.api import error_response
-from motia_sse.disconnect import on_disconnect
+from motia_sse.disconnect import unwatch, watch
 from motia_sse.exceptions import Refused, UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
 from motia_sse.runtime import RUNTIME, Runtime
@@ -31,42 +30,83 @@ from motia_sse.streams.wire import FeedKind, gone_frame, item_frame, sync_frame
 log = logging.getLogger(__name__)
 
 
-async def item_feed(request: web.Request) -> web.StreamResponse:
-    """One item: its snapshot, then every change."""
+FeedHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What a feed URL watches, or Refused.
+Parse = Callable[[Runtime, web.Request], list[Subscription]]
+# The headers of every feed; `X-Accel-Buffering: no` keeps nginx from holding events back.
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+               "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+
+
+def _feed_handler(parse: Parse, doc: str) -> FeedHandler:
+    """The handler of one kind of feed URL.
+
+    One coroutine serves the feed for its whole life (an idle feed's memory is mostly
+    its frames): admission, access, the initial state, then `Feed.pump`."""
+
+    async def feed_handler(request: web.Request) -> web.StreamResponse:
+        runtime = request.app[RUNTIME]
+        client = request.remote or "unknown"  # behind a proxy, the proxy's address
+        try:
+            runtime.admit_feed(client)
+            subs = parse(runtime, request)
+            await runtime.access.check(request, [StreamSubscription(s.stream, s.group, s.item)
+                                                 for s in subs])
+        except Refused as exc:
+            headers = {"Retry-After": "5"} if exc.status in (429, 503) else None
+            return error_response(exc.status, exc.error, exc.details, headers)
+        if request.method != "GET":  # HEAD: a feed's bytes bypass aiohttp's writer
+            raise web.HTTPMethodNotAllowed(request.method, ["GET"])
+        chunked = request.version >= (1, 1)
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        if not chunked:  # only closing the connection can end the feed then
+            response.headers["Connection"] = "close"
+        try:
+            writer = await response.prepare(request)
+        except ConnectionResetError:
+            # The client hung up before the headers went out: nothing to serve, nothing
+            # to log. aiohttp treats a cancelled handler as a premature disconnection.
+            raise asyncio.CancelledError from None
+        assert writer is not None
+        feed = Feed(request.protocol, writer, chunked)
+        # Subscribe before reading, hold until the initial state is out: nothing is missed.
+        for sub in subs:
+            runtime.hub.subscribe(sub, feed)
+        runtime.add_feed(feed, client)
+        watcher = watch(request, feed.close)
+        try:
+            last_seen = request.headers.get("Last-Event-ID")
+            retry: tuple[Hashable, Frame] = ("retry", runtime.retry_frame)
+            try:
+                initial = [retry]
+                for sub in subs:
+                    initial += await _initial(runtime, sub, last_seen)
+            except Exception as exc:  # the store is away (Redis restarting, say)
+                log.warning("%s: cannot read the current state (%s: %s); ending the feed, "
+                            "its client reconnects", request.path_qs, type(exc).__name__, exc)
+                initial = [retry]
+                feed.close()
+            feed.release(initial)
+            await feed.pump()
+        finally:
+            unwatch(request, watcher)
+            for sub in subs:
+                runtime.hub.unsubscribe(sub, feed)
+            runtime.remove_feed(feed, client)
+        return response
+
+    feed_handler.__doc__ = doc
+    return feed_handler
+
+
+def _item_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
     info = request.match_info
-    return await _feed(request, lambda runtime: [
-        _subscription(runtime, FeedKind.ITEM, info["stream"], info["group"], info["item"])])
+    return [_subscription(runtime, FeedKind.ITEM, info["stream"], info["group"], info["item"])]
 
 
-async def group_feed(request: web.Request) -> web.StreamResponse:
-    """One group: `sync` with every item, then `create` / `update` / `delete`."""
+def _group_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
     info = request.match_info
-    return await _feed(request, lambda runtime: [
-        _subscription(runtime, FeedKind.GROUP, info["stream"], info["group"], None)])
-
-
-async def multiplexed_feed(request: web.Request) -> web.StreamResponse:
-    """Many items and groups on one connection, each event naming what it is about."""
-    return await _feed(request, lambda runtime: _parse_subs(runtime, request))
-
-
-async def _feed(request: web.Request,
-                parse: Callable[[Runtime], list[Subscription]]) -> web.StreamResponse:
-    runtime = request.app[RUNTIME]
-    try:
-        runtime.admit_feed(_client(request))
-        subs = parse(runtime)
-        await runtime.access.check(request, [StreamSubscription(s.stream, s.group, s.item)
-                                             for s in subs])
-    except Refused as exc:
-        headers = {"Retry-After": "5"} if exc.status in (429, 503) else None
-        return error_response(exc.status, exc.error, exc.details, headers)
-    return await _serve(request, runtime, subs)
-
-
-def _client(request: web.Request) -> str:
-    # The peer address; behind a proxy, that is the proxy's (raise the limit there).
-    return request.remote or "unknown"
+    return [_subscription(runtime, FeedKind.GROUP, info["stream"], info["group"], None)]
 
 
 def _parse_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
@@ -95,6 +135,13 @@ def _parse_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
     return list(subs)
 
 
+item_feed = _feed_handler(_item_subs, "One item: its snapshot, then every change.")
+group_feed = _feed_handler(
+    _group_subs, "One group: `sync` with every item, then `create` / `update` / `delete`.")
+multiplexed_feed = _feed_handler(
+    _parse_subs, "Many items and groups on one connection, each event naming what it is about.")
+
+
 def _subscription(runtime: Runtime, kind: FeedKind, stream: str, group: str,
                   item: str | None) -> Subscription:
     try:
@@ -108,47 +155,6 @@ def _subscription(runtime: Runtime, kind: FeedKind, stream: str, group: str,
     except ValidationError as exc:
         raise Refused(400, exc.error, exc.details) from None
     return Subscription(kind, stream, group, item)
-
-
-async def _serve(request: web.Request, runtime: Runtime,
-                 subs: list[Subscription]) -> web.StreamResponse:
-    response = EventSourceResponse(ping_interval=runtime.settings.heartbeat_interval)
-    if request.version < (1, 1):
-        # Without chunked encoding only closing the connection can end the feed.
-        response.headers["Connection"] = "close"
-    try:
-        writer = await response.prepare(request)
-    except ConnectionResetError:
-        # The client hung up before the headers went out: nothing to serve, nothing to
-        # log. aiohttp treats a cancelled handler as a premature disconnection.
-        raise asyncio.CancelledError from None
-    assert writer is not None
-    feed = Feed(request.protocol, writer, request.version >= (1, 1))
-    # Subscribe before reading, hold until the initial state is out: nothing is missed.
-    for sub in subs:
-        runtime.hub.subscribe(sub, feed)
-    runtime.add_feed(feed, _client(request))
-    try:
-        with on_disconnect(request, feed.close):
-            async with response:
-                retry: tuple[Hashable, Frame] = ("retry", runtime.retry_frame)
-                try:
-                    initial = [retry]
-                    for sub in subs:
-                        initial += await _initial(runtime, sub, response.last_event_id)
-                except Exception as exc:  # the store is away (Redis restarting, say)
-                    log.warning("%s: cannot read the current state (%s: %s); ending the "
-                                "feed, its client reconnects", request.path_qs,
-                                type(exc).__name__, exc)
-                    feed.release([retry])
-                    return response
-                feed.release(initial)
-                await feed.pump()
-    finally:
-        for sub in subs:
-            runtime.hub.unsubscribe(sub, feed)
-        runtime.remove_feed(feed, _client(request))
-    return response
 
 
 async def _initial(runtime: Runtime, sub: Subscription,

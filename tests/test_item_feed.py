@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
+from motia_sse.disconnect import SEND_TIMEOUT
 from motia_sse.runtime import RUNTIME
 from motia_sse.streams.memory_store import MemoryStore
 from motia_sse.streams.stream import StreamChannel, StreamEvent
@@ -190,3 +192,32 @@ async def test_a_store_failing_at_open_ends_the_feed_with_one_line(
         "g7", "job", {"status": "running", "done": 1, "total": 2})
     again = await open_feed(str(client.make_url("/streams/progress/g7/job")))
     assert (await again.next()).json()["done"] == 1
+
+
+async def test_idle_feeds_get_heartbeats_and_a_send_timeout(
+    client: TestClient[Any, Any], open_feed: OpenFeed
+) -> None:
+    """An idle feed gets a `: ping` comment every heartbeat interval (0.2 s here), which
+    clients ignore; the kernel aborts a connection whose writes stay unacknowledged for
+    SEND_TIMEOUT, so that a vanished peer ends its feed."""
+    feed = await open_feed(str(client.make_url("/streams/progress/g8/job")))
+    assert await feed.silent_for(0.9)
+    assert feed.comments.count("ping") >= 3
+    (server_feed,) = client.app[RUNTIME].feeds
+    sock = server_feed._protocol.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == SEND_TIMEOUT * 1000
+
+
+@pytest.mark.parametrize("path", ["/streams/progress/g9/job", "/streams/progress/g9",
+                                  "/streams?sub=progress/g9/job"])
+async def test_head_on_a_feed_is_405_and_the_connection_goes_on(
+    client: TestClient[Any, Any], path: str
+) -> None:
+    """HEAD gets the GET's checks, then a JSON 405 naming GET; the kept-alive connection
+    then serves the next request cleanly (no feed bytes leak into it)."""
+    for _ in range(2):
+        head = await client.head(path)
+        assert (head.status, head.headers["Allow"]) == (405, "GET")
+        steps = await client.get("/__motia/steps")
+        assert steps.status == 200
+        assert isinstance(await steps.json(), list)

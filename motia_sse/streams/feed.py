@@ -71,6 +71,13 @@ class Feed:
             while len(self._custom) > MAX_PENDING_CUSTOM:
                 self._pending.pop(self._custom.popleft(), None)
 
+    def heartbeat(self, frame: Frame) -> None:
+        """Write a heartbeat if the connection is idle; a feed with frames queued or in the
+        kernel's buffer has something in flight already, and gets none."""
+        if not self._closed and not self._held and not self._pending and (
+                not self._protocol.writing_paused):
+            self._write(frame)
+
     def release(self, initial: Iterable[tuple[Hashable, Frame]]) -> None:
         """Write the initial state, and what arrived meanwhile that it does not cover.
 

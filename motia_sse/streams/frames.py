@@ -36,6 +36,12 @@ class Frame:
         return cls.of(f"retry: {milliseconds}\n\n".encode())
 
     @classmethod
+    def heartbeat(cls) -> Frame:
+        """A comment, which clients ignore: keeps idle connections (and proxies) open,
+        and gives the kernel something whose acknowledgement shows the peer is there."""
+        return cls.of(b": ping\n\n")
+
+    @classmethod
     def of(cls, raw: bytes, version: int = 0, kind: str = "") -> Frame:
         """Wrap already-encoded SSE bytes."""
         return cls(raw, b"%x\r\n%b\r\n" % (len(raw), raw), version, kind)
