@@ -74,26 +74,37 @@ class Reloader:
     async def reload(self, app: web.Application) -> None:
         """Load the steps folder again and swap it in, or ask for a restart."""
         async with self._lock:
-            runtime = app[RUNTIME]
-            started = time.monotonic()
             try:
-                project = load_project(runtime.settings.steps_dir)
-            except LoadErrors as exc:
-                log.error("not reloading; the running steps go on. Fix these first:\n%s",
-                          "\n".join(f"  {e}" for e in exc.errors))
-                return
-            reason = runtime.swap_blocker(project)
-            if reason is not None:
-                log.info("%s: restarting the server", reason)
-                self.restart = True
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            await runtime.swap(project)
-            self.routes.replace(project.api_steps, runtime.contexts)
-            steps = len(project.api_steps) + len(project.event_steps) + len(project.cron_steps)
-            log.info("reloaded %d steps and %d streams in %.0f ms; "
-                     "%d open stream feeds kept", steps, len(project.streams),
-                     (time.monotonic() - started) * 1000, len(runtime.feeds))
+                await self._reload(app)
+            except Exception:
+                log.exception("reloading failed: restarting the server")
+                self._ask_for_restart()
+
+    async def _reload(self, app: web.Application) -> None:
+        runtime = app[RUNTIME]
+        started = time.monotonic()
+        try:
+            project = load_project(runtime.settings.steps_dir)
+        except LoadErrors as exc:
+            log.error("not reloading; the running steps go on. Fix these first:\n%s",
+                      "\n".join(f"  {e}" for e in exc.errors))
+            return
+        reason = runtime.swap_blocker(project)
+        if reason is not None:
+            log.info("%s: restarting the server", reason)
+            self._ask_for_restart()
+            return
+        await runtime.swap(project)
+        self.routes.replace(project.api_steps, runtime.contexts)
+        steps = len(project.api_steps) + len(project.event_steps) + len(project.cron_steps)
+        log.info("reloaded %d steps and %d streams in %.0f ms; %d open stream feeds kept",
+                 steps, len(project.streams), (time.monotonic() - started) * 1000,
+                 len(runtime.feeds))
+
+    def _ask_for_restart(self) -> None:
+        """End this server (gracefully, as on SIGTERM) with RESTART for the watcher."""
+        self.restart = True
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def _on_sighup(self, app: web.Application) -> None:
         task = asyncio.create_task(self.reload(app), name="motia-sse-reload")

@@ -41,8 +41,9 @@ SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
 def _feed_handler(parse: Parse, doc: str) -> FeedHandler:
     """The handler of one kind of feed URL.
 
-    One coroutine serves the feed for its whole life (an idle feed's memory is mostly
-    its frames): admission, access, the initial state, then `Feed.pump`."""
+    One coroutine serves the feed for its whole life, as the coroutine frames an idle
+    feed holds are much of its memory: admission, access, the initial state, then
+    `Feed.pump`."""
 
     async def feed_handler(request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
@@ -73,8 +74,9 @@ def _feed_handler(parse: Parse, doc: str) -> FeedHandler:
         for sub in subs:
             runtime.hub.subscribe(sub, feed)
         runtime.add_feed(feed, client)
-        watcher = watch(request, feed.close)
+        watcher = None
         try:
+            watcher = watch(request, feed.close)
             last_seen = request.headers.get("Last-Event-ID")
             retry: tuple[Hashable, Frame] = ("retry", runtime.retry_frame)
             try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings, create_app
 from motia_sse.hot_reload import RELOADER
-from motia_sse.runtime import RUNTIME
+from motia_sse.runtime import RUNTIME, Runtime
 from tests.conftest import ClientFactory, OpenFeed
 
 NOTES_STREAM = '''
@@ -172,3 +174,23 @@ async def test_helper_modules_are_imported_again(
     (steps / "words.py").write_text('WORD = "second"\n')
     await reload(dev_client)
     assert await (await dev_client.get("/hello")).json() == "second"
+
+
+async def test_a_swap_that_fails_asks_for_a_fresh_process(
+    dev_client: TestClient[Any, Any], steps: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anything going wrong while swapping is logged, and the server ends itself, as on
+    SIGTERM, with RESTART: the watcher starts a fresh one."""
+    signals: list[int] = []
+
+    async def broken_swap(runtime: Runtime, project: object) -> None:
+        raise RuntimeError("swap broke")
+
+    monkeypatch.setattr(Runtime, "swap", broken_swap)
+    monkeypatch.setattr(os, "kill", lambda pid, sig: signals.append(sig))
+    await reload(dev_client)
+    assert signals == [signal.SIGTERM]
+    assert dev_client.app[RELOADER].restart
+    assert "reloading failed: restarting the server" in caplog.text
+    assert "RuntimeError: swap broke" in caplog.text
