@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from motia_sse import Settings
 from motia_sse.runtime import RUNTIME
 from tests.conftest import ClientFactory
+from tests.work_steps import NOTES_STREAM
 
 CRASHING_STEP = '''
 import attrs
@@ -48,17 +49,6 @@ config = ApiRouteConfig(name="BadData", path="/bad-data", method="POST")
 
 async def handler(req, ctx):
     await ctx.streams.notes.set("g", "i", {"text": 5})
-'''
-
-NOTES_STREAM = '''
-import attrs
-from motia_sse import StreamConfig
-
-@attrs.frozen
-class Note:
-    text: str
-
-config = StreamConfig(name="notes", schema=Note)
 '''
 
 SLOW_STEP = '''

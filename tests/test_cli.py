@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +17,7 @@ import pytest
 from motia_sse.cli import parse_settings
 from tests.conftest import EXAMPLE_STEPS, RedisServer, free_port
 from tests.sse_parse import SseReader
-from tests.work_steps import write_work_steps
+from tests.work_steps import NOTES_STREAM, write_work_steps
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -108,38 +110,43 @@ async def wait_for_word(session: aiohttp.ClientSession, url: str, word: str) -> 
             await asyncio.sleep(0.1)
 
 
+@asynccontextmanager
+async def running_dev(steps: Path) -> AsyncIterator[tuple[str, int]]:
+    """`motia-sse dev` on the steps folder, memory store, a free port; its output goes to
+    dev.log beside the folder. Yields the URL and port; SIGTERM ends it, and it must exit 0."""
+    port = free_port()
+    with (steps.parent / "dev.log").open("w") as log:
+        dev = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "motia_sse", "dev", "--steps", str(steps), "--port",
+            str(port), "--store", "memory", "--host", "127.0.0.1", cwd=steps.parent,
+            stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            yield f"http://127.0.0.1:{port}", port
+        finally:
+            os.kill(dev.pid, signal.SIGTERM)
+            assert await asyncio.wait_for(dev.wait(), 30) == 0
+
+
 async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(tmp_path: Path) -> None:
-    """An edit restarts the server; a broken edit keeps the old one, printing the error;
-    SIGTERM stops the watcher and its server."""
+    """An edit is served at once; a broken edit keeps the running steps, printing the
+    error; SIGTERM stops the watcher and its server."""
     steps = tmp_path / "steps"
     steps.mkdir()
     step = steps / "hello_step.py"
     step.write_text(STEP.format(word="one"))
-    port = free_port()
-    log = (tmp_path / "dev.log").open("w")
-    dev = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "motia_sse", "dev", "--steps", str(steps), "--port", str(port),
-        "--store", "memory", "--host", "127.0.0.1", cwd=tmp_path, stdout=log, stderr=log,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            await wait_for_word(session, url, "one")
-            step.write_text(STEP.format(word="two"))
-            await wait_for_word(session, url, "two")
-            step.write_text("config = (\n")
-            async with asyncio.timeout(30):
-                while "not reloading" not in (tmp_path / "dev.log").read_text():
-                    await asyncio.sleep(0.1)
-            assert await say(session, url) == "two"
-            assert "hello_step.py:1: import failed: SyntaxError" in (
-                tmp_path / "dev.log").read_text()
-            step.write_text(STEP.format(word="three"))
-            await wait_for_word(session, url, "three")
-    finally:
-        os.kill(dev.pid, signal.SIGTERM)
-        assert await asyncio.wait_for(dev.wait(), 30) == 0
-        log.close()
+    async with running_dev(steps) as (url, port), aiohttp.ClientSession() as session:
+        await wait_for_word(session, url, "one")
+        step.write_text(STEP.format(word="two"))
+        await wait_for_word(session, url, "two")
+        step.write_text("config = (\n")
+        async with asyncio.timeout(30):
+            while "not reloading" not in (steps.parent / "dev.log").read_text():
+                await asyncio.sleep(0.1)
+        assert await say(session, url) == "two"
+        assert "hello_step.py:1: import failed: SyntaxError" in (
+            steps.parent / "dev.log").read_text()
+        step.write_text(STEP.format(word="three"))
+        await wait_for_word(session, url, "three")
     async with asyncio.timeout(10):  # the child is gone with its parent
         while True:
             try:
@@ -149,17 +156,6 @@ async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(tmp_path: P
             writer.close()
             await asyncio.sleep(0.1)
 
-
-NOTES_STREAM = '''
-import attrs
-from motia_sse import StreamConfig
-
-@attrs.frozen
-class Note:
-    text: str
-
-config = StreamConfig(name="notes", schema=Note)
-'''
 
 WRITE_STEP = '''
 from motia_sse import ApiRouteConfig
@@ -214,57 +210,45 @@ async def test_dev_reloads_in_place_keeping_feeds_and_memory_items(tmp_path: Pat
     (steps / "notes_stream.py").write_text(NOTES_STREAM)
     (steps / "write_step.py").write_text(WRITE_STEP)
     (steps / "words.py").write_text('WORD = "one"\n')
-    port = free_port()
     log_path = tmp_path / "dev.log"
-    log = log_path.open("w")
-    dev = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "motia_sse", "dev", "--steps", str(steps), "--port", str(port),
-        "--store", "memory", "--host", "127.0.0.1", cwd=tmp_path, stdout=log, stderr=log,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with asyncio.timeout(30):
-                while await status_of(session, "POST", f"{url}/notes/a") != 200:
-                    await asyncio.sleep(0.1)
-            response = await session.get(f"{url}/streams/notes/g/a")
-            feed = SseReader(response)
-            assert (await feed.next()).json()["text"] == "one"
+    async with running_dev(steps) as (url, _), aiohttp.ClientSession() as session:
+        async with asyncio.timeout(30):
+            while await status_of(session, "POST", f"{url}/notes/a") != 200:
+                await asyncio.sleep(0.1)
+        response = await session.get(f"{url}/streams/notes/g/a")
+        feed = SseReader(response)
+        assert (await feed.next()).json()["text"] == "one"
 
-            (steps / "words.py").write_text('WORD = "two"\n')
-            (steps / "ping_step.py").write_text(PING_STEP)
-            async with asyncio.timeout(30):
-                while await status_of(session, "GET", f"{url}/ping") != 200:
-                    await asyncio.sleep(0.1)
-            assert "1 open stream feeds kept" in log_path.read_text()
-            async with session.post(f"{url}/notes/a") as wrote:
-                assert await wrote.json() == {"wrote": "two"}
-            assert (await feed.next()).json()["text"] == "two"  # the same connection
-            async with session.post(f"{url}/notes/b") as wrote:
-                assert wrote.status == 200
+        (steps / "words.py").write_text('WORD = "two"\n')
+        (steps / "ping_step.py").write_text(PING_STEP)
+        async with asyncio.timeout(30):
+            while await status_of(session, "GET", f"{url}/ping") != 200:
+                await asyncio.sleep(0.1)
+        assert "1 open stream feeds kept" in log_path.read_text()
+        async with session.post(f"{url}/notes/a") as wrote:
+            assert await wrote.json() == {"wrote": "two"}
+        assert (await feed.next()).json()["text"] == "two"  # the same connection
+        async with session.post(f"{url}/notes/b") as wrote:
+            assert wrote.status == 200
 
-            (steps / "ping_step.py").unlink()
-            async with asyncio.timeout(30):
-                while await status_of(session, "GET", f"{url}/ping") != 404:
-                    await asyncio.sleep(0.1)
-            async with session.get(f"{url}/ping") as gone:
-                assert await gone.json() == {"error": "Not Found", "details": ["GET /ping"]}
-            assert not response.closed
-            async with session.get(f"{url}/streams/notes/g/b") as other:
-                assert (await SseReader(other).next()).json()["text"] == "two"
+        (steps / "ping_step.py").unlink()
+        async with asyncio.timeout(30):
+            while await status_of(session, "GET", f"{url}/ping") != 404:
+                await asyncio.sleep(0.1)
+        async with session.get(f"{url}/ping") as gone:
+            assert await gone.json() == {"error": "Not Found", "details": ["GET /ping"]}
+        assert not response.closed
+        async with session.get(f"{url}/streams/notes/g/b") as other:
+            assert (await SseReader(other).next()).json()["text"] == "two"
 
-            (steps / "memos_stream.py").write_text(CUSTOM_STREAM)
-            with pytest.raises(EOFError):
-                await feed.next(within=30)
-            assert "has a custom store, opened at start: restarting the server" in (
-                log_path.read_text())
-            async with asyncio.timeout(30):
-                while await status_of(session, "GET", f"{url}/streams/memos/g/x") != 200:
-                    await asyncio.sleep(0.1)
-    finally:
-        os.kill(dev.pid, signal.SIGTERM)
-        assert await asyncio.wait_for(dev.wait(), 30) == 0
-        log.close()
+        (steps / "memos_stream.py").write_text(CUSTOM_STREAM)
+        with pytest.raises(EOFError):
+            await feed.next(within=30)
+        assert "has a custom store, opened at start: restarting the server" in (
+            log_path.read_text())
+        async with asyncio.timeout(30):
+            while await status_of(session, "GET", f"{url}/streams/memos/g/x") != 200:
+                await asyncio.sleep(0.1)
 
 
 def test_workers_need_redis(tmp_path: Path) -> None:

@@ -19,17 +19,7 @@ from motia_sse import Settings, create_app
 from motia_sse.hot_reload import RELOADER
 from motia_sse.runtime import RUNTIME, Runtime
 from tests.conftest import ClientFactory, OpenFeed
-
-NOTES_STREAM = '''
-import attrs
-from motia_sse import StreamConfig
-
-@attrs.frozen
-class Note:
-    text: str
-
-config = StreamConfig(name="notes", schema=Note)
-'''
+from tests.work_steps import NOTES_STREAM
 
 MEMOS_STREAM = NOTES_STREAM.replace("notes", "memos").replace("Note", "Memo")
 

@@ -91,3 +91,16 @@ def write_work_steps(folder: Path) -> Path:
     for name, source in STEPS.items():
         (folder / name).write_text(source)
     return folder
+
+
+# A stream of notes `{"text": str}`, for the tests' own small projects.
+NOTES_STREAM = '''
+import attrs
+from motia_sse import StreamConfig
+
+@attrs.frozen
+class Note:
+    text: str
+
+config = StreamConfig(name="notes", schema=Note)
+'''
