@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -184,3 +185,25 @@ async def test_a_swap_that_fails_asks_for_a_fresh_process(
     assert dev_client.app[RELOADER].restart
     assert "reloading failed: restarting the server" in caplog.text
     assert "RuntimeError: swap broke" in caplog.text
+
+
+async def test_on_redis_a_new_event_step_asks_for_a_fresh_process(
+    make_client: ClientFactory, steps: Path, redis_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On Redis each event step has a consumer group made at start: adding one restarts
+    the server rather than leave its events unread. Editing one reloads in place."""
+    settings = attrs.evolve(redis_settings, steps_dir=steps)
+    client = await make_client(settings, create_app(settings, reloadable=True))
+    signals: list[int] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: signals.append(sig))
+    (steps / "on_ping_step.py").write_text(ON_PING_STEP.format(version="v2"))
+    await reload(client)
+    assert signals == []
+    (steps / "also_step.py").write_text(ON_PING_STEP.format(version="v3").replace(
+        'name="OnPing"', 'name="AlsoOnPing"'))
+    with caplog.at_level(logging.INFO, logger="motia_sse"):
+        await reload(client)
+    assert signals == [signal.SIGTERM]
+    assert ("the event steps changed; their Redis consumer groups are made at start: "
+            "restarting the server") in caplog.text
