@@ -76,9 +76,9 @@ def load_project(steps_dir: Path) -> Project:
     steps_dir = steps_dir.resolve()
     if not steps_dir.is_dir():
         raise LoadErrors([LoadError(steps_dir, "steps folder not found")])
-    stream_files = sorted(steps_dir.rglob("*_stream.py"))
-    step_files = sorted(steps_dir.rglob("*_step.py"))
-    auth_files = sorted(steps_dir.rglob("stream_auth.py"))
+    stream_files = _find(steps_dir, "*_stream.py")
+    step_files = _find(steps_dir, "*_step.py")
+    auth_files = _find(steps_dir, "stream_auth.py")
     names = {path: _module_name(steps_dir, path)
              for path in stream_files + step_files + auth_files}
     _forget(steps_dir, names.values())
@@ -120,6 +120,17 @@ def load_project(steps_dir: Path) -> Project:
     return project
 
 
+def _find(steps_dir: Path, pattern: str) -> list[Path]:
+    """The files matching `pattern` under the folder, leaving out hidden folders (.venv,
+    .git) and installed packages: `--steps .` must not load a library's test files."""
+    return sorted(path for path in steps_dir.rglob(pattern)
+                  if not any(part.startswith(".") or part in _NOT_STEPS
+                             for part in path.relative_to(steps_dir).parts[:-1]))
+
+
+_NOT_STEPS = {"site-packages", "dist-packages", "node_modules", "__pycache__"}
+
+
 def _module_name(steps_dir: Path, path: Path) -> str:
     parts = path.relative_to(steps_dir).with_suffix("").parts
     return ".".join(re.sub(r"\W", "_", p) for p in parts)
@@ -141,10 +152,20 @@ def _use_steps_dir(steps_dir: Path) -> None:
 def _forget(steps_dir: Path, module_names: Any) -> None:
     # A reload must run the files again, not reuse what an earlier load imported:
     # the steps and streams, and any helper module from the folder they import.
-    inside = str(steps_dir) + os.sep
-    for name in [*module_names, *(name for name, module in list(sys.modules.items())
-                                  if (getattr(module, "__file__", None) or "").startswith(inside))]:
+    helpers = [name for name, module in list(sys.modules.items())
+               if _is_helper(steps_dir, name, getattr(module, "__file__", None))]
+    for name in [*module_names, *helpers]:
         sys.modules.pop(name, None)
+
+
+def _is_helper(steps_dir: Path, name: str, file: str | None) -> bool:
+    """A module of the steps folder's own, not an installed package that happens to live
+    under it (`--steps .` beside a .venv) nor motia_sse itself: importing those twice
+    would make two of each class."""
+    if file is None or not file.startswith(str(steps_dir) + os.sep):
+        return False
+    installed = {"site-packages", "dist-packages"} & set(Path(file).parts)
+    return not installed and name.partition(".")[0] != "motia_sse"
 
 
 def _import(path: Path, name: str) -> ModuleType:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings, create_app
 from motia_sse.hot_reload import RELOADER
+from motia_sse.loader import load_project
 from motia_sse.runtime import RUNTIME, Runtime
 from tests.conftest import ClientFactory, OpenFeed
 from tests.work_steps import NOTES_STREAM
@@ -207,3 +209,34 @@ async def test_on_redis_a_new_event_step_asks_for_a_fresh_process(
     assert signals == [signal.SIGTERM]
     assert ("the event steps changed; their Redis consumer groups are made at start: "
             "restarting the server") in caplog.text
+
+
+def test_reloading_keeps_installed_packages_under_the_folder(tmp_path: Path) -> None:
+    """`--steps .` beside a virtualenv: files in hidden folders and installed packages are
+    not steps, and an installed package a step imports is not imported again by a reload
+    (two of each class would break isinstance), while the folder's own helpers are."""
+    steps = tmp_path / "project"
+    installed = steps / ".venv" / "lib" / "site-packages"
+    installed.mkdir(parents=True)
+    (installed / "vendored_lib.py").write_text("VALUE = 1\n")
+    (installed / "vendored_stream.py").write_text("raise ImportError('not a step')\n")
+    (steps / ".git").mkdir()
+    (steps / ".git" / "old_step.py").write_text("raise ImportError('not a step')\n")
+    (steps / "helper_words.py").write_text('WORD = "x"\n')
+    (steps / "use_step.py").write_text(f'''
+import sys
+sys.path.insert(0, {str(installed)!r})
+import vendored_lib
+import helper_words
+from motia_sse import ApiRouteConfig
+
+config = ApiRouteConfig(name="Use", path="/use", method="GET")
+
+async def handler(req, ctx):
+    return {{"status": 200, "body": helper_words.WORD}}
+''')
+    assert [s.name for s in load_project(steps).api_steps] == ["Use"]
+    vendored, helper = sys.modules["vendored_lib"], sys.modules["helper_words"]
+    load_project(steps)
+    assert sys.modules["vendored_lib"] is vendored
+    assert sys.modules["helper_words"] is not helper
