@@ -175,9 +175,7 @@ def serve(settings: Settings, reuse_port: bool = False, reloadable: bool = False
 
 def print_load_errors(steps_dir: Path, exc: LoadErrors) -> None:
     """One line per problem, each naming its file."""
-    print(f"motia-sse: cannot load {steps_dir}:", file=sys.stderr)
-    for error in exc.errors:
-        print(f"  {error}", file=sys.stderr)
+    print(f"motia-sse: cannot load {steps_dir}:\n{exc.indented()}", file=sys.stderr)
 
 
 def _list_steps(steps_dir: Path) -> int:

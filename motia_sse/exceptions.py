@@ -25,6 +25,10 @@ class LoadErrors(MotiaError):
         super().__init__("\n".join(str(e) for e in errors))
         self.errors = errors
 
+    def indented(self) -> str:
+        """One indented line per problem, each naming its file (and line)."""
+        return "\n".join(f"  {e}" for e in self.errors)
+
 
 class ValidationError(MotiaError):
     """Data that does not fit a schema; `details` name each field and problem."""

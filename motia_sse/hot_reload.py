@@ -87,7 +87,7 @@ class Reloader:
             project = load_project(runtime.settings.steps_dir)
         except LoadErrors as exc:
             log.error("not reloading; the running steps go on. Fix these first:\n%s",
-                      "\n".join(f"  {e}" for e in exc.errors))
+                      exc.indented())
             return
         reason = runtime.swap_blocker(project)
         if reason is not None:

@@ -1,11 +1,12 @@
 """`motia-sse dev`: serve in a child process; reload it when the steps change.
 
-A change that loads is sent to the server as SIGHUP, and the server swaps the new
-steps in while its feeds stay open (hot_reload.py); when that cannot be done, the
-server exits with RESTART and a fresh one starts, well under a second later. Open
-feeds then reconnect by themselves and resume with Last-Event-ID, and the SQLite
-store and queue keep items and pending events across it. A change that breaks
-loading reloads nothing: the errors are printed and the server goes on as it was.
+A change is sent to the server as SIGHUP, and the server swaps the new steps in
+while its feeds stay open (hot_reload.py); when that cannot be done, the server exits
+with RESTART and a fresh one starts, well under a second later. Open feeds then
+reconnect by themselves and resume with Last-Event-ID, and the SQLite store and queue
+keep items and pending events across it. A change that breaks loading reloads
+nothing: the server prints the errors and goes on as it was. A server that has
+exited (its steps did not load at start, say) is started again on the next change.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from types import FrameType
 from watchfiles import PythonFilter, watch
 
 from motia_sse.config import Settings
-from motia_sse.exceptions import LoadErrors
 from motia_sse.hot_reload import RESTART
-from motia_sse.loader import load_project
 
 log = logging.getLogger("motia_sse")
 
@@ -53,7 +52,7 @@ def serve_with_reload(settings: Settings, argv: list[str]) -> int:
                              yield_on_timeout=True, rust_timeout=500, raise_interrupt=False):
             if child.poll() in _ASKS_FOR_RESTART:
                 child = subprocess.Popen(command)
-            if not changes or not _loads(settings.steps_dir):
+            if not changes:
                 continue
             changed = ", ".join(sorted({Path(p).name for _, p in changes}))
             if child.poll() is None:
@@ -67,16 +66,6 @@ def serve_with_reload(settings: Settings, argv: list[str]) -> int:
     finally:
         _stop(child, settings.shutdown_timeout)
     return 0
-
-
-def _loads(steps_dir: Path) -> bool:
-    try:
-        load_project(steps_dir)
-    except LoadErrors as exc:
-        log.error("not reloading; the running server goes on. Fix these first:\n%s",
-                  "\n".join(f"  {e}" for e in exc.errors))
-        return False
-    return True
 
 
 def _stop(child: subprocess.Popen[bytes], grace: float) -> None:

@@ -168,6 +168,24 @@ async def handler(req, ctx):
     return {"status": 200, "body": {"wrote": WORD}}
 '''
 
+
+async def test_dev_started_on_broken_steps_serves_once_they_load(tmp_path: Path) -> None:
+    """Steps that do not load at start: the errors are printed and the watcher waits; the
+    edit that fixes them starts the server."""
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    step = steps / "hello_step.py"
+    step.write_text("config = (\n")
+    async with running_dev(steps) as (url, _), aiohttp.ClientSession() as session:
+        async with asyncio.timeout(30):
+            while "hello_step.py:1: import failed: SyntaxError" not in (
+                    steps.parent / "dev.log").read_text():
+                await asyncio.sleep(0.1)
+        assert await say(session, url) is None
+        step.write_text(STEP.format(word="fixed"))
+        await wait_for_word(session, url, "fixed")
+
+
 PING_STEP = '''
 from motia_sse import ApiRouteConfig
 

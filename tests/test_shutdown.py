@@ -42,6 +42,14 @@ async def sigterm_mid_work(session: aiohttp.ClientSession, first: ServerProcess)
     return received
 
 
+async def runs_by_pid(session: aiohttp.ClientSession, server: ServerProcess) -> dict[int, int]:
+    """Wait until the three jobs have run; the pid of the process that ran each."""
+    async with asyncio.timeout(15):
+        while len(runs := await cells(session, server, "runs")) < 3:
+            await asyncio.sleep(0.05)
+    return {r["value"]: r["pid"] for r in runs}
+
+
 async def test_sigterm_embedded(server_process: MakeServer, tmp_path: Path) -> None:
     """Embedded: the running handler completes before exit; the queued two run after a
     restart; every feed ended with a proper end of stream."""
@@ -52,12 +60,9 @@ async def test_sigterm_embedded(server_process: MakeServer, tmp_path: Path) -> N
         received = await sigterm_mid_work(session, first)
         assert all(r.startswith(b"retry: ") for r in received)
         second = server_process(*args, port=first.port).start()
-        async with asyncio.timeout(15):
-            while len(runs := await cells(session, second, "runs")) < 3:
-                await asyncio.sleep(0.05)
+        by_pid = await runs_by_pid(session, second)
     assert first.process is not None
     assert second.process is not None
-    by_pid = {r["value"]: r["pid"] for r in runs}
     assert by_pid == {1: first.process.pid, 2: second.process.pid, 3: second.process.pid}
 
 
@@ -73,10 +78,7 @@ async def test_sigterm_on_redis_leaves_events_for_others(
     async with aiohttp.ClientSession() as session:
         await sigterm_mid_work(session, first)
         other = server_process(*args).start()
-        async with asyncio.timeout(15):
-            while len(runs := await cells(session, other, "runs")) < 3:
-                await asyncio.sleep(0.05)
+        by_pid = await runs_by_pid(session, other)
     assert first.process is not None
     assert other.process is not None
-    by_pid = {r["value"]: r["pid"] for r in runs}
     assert by_pid == {1: first.process.pid, 2: other.process.pid, 3: other.process.pid}
