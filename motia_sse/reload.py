@@ -15,6 +15,7 @@ import logging
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -45,22 +46,23 @@ def serve_with_reload(settings: Settings, argv: list[str]) -> int:
                *[a for a in argv[1:] if a != "--no-reload"], "--host", settings.host,
                "--reload-in-place"]
     signal.signal(signal.SIGTERM, _on_sigterm)
-    child = subprocess.Popen(command)
+    child, started, changed_at = subprocess.Popen(command), time.monotonic(), 0.0
     log.info("watching %s for changes", settings.steps_dir)
     try:
         for changes in watch(settings.steps_dir, watch_filter=PythonFilter(),
                              yield_on_timeout=True, rust_timeout=500, raise_interrupt=False):
-            if child.poll() in _ASKS_FOR_RESTART:
-                child = subprocess.Popen(command)
-            if not changes:
-                continue
-            changed = ", ".join(sorted({Path(p).name for _, p in changes}))
-            if child.poll() is None:
-                log.info("%s changed: reloading", changed)
-                child.send_signal(signal.SIGHUP)  # see hot_reload.py
-            else:
-                log.info("%s changed: starting the server again", changed)
-                child = subprocess.Popen(command)
+            if changes:
+                changed_at = time.monotonic()
+                changed = ", ".join(sorted({Path(p).name for _, p in changes}))
+                log.info("%s changed", changed)
+                if child.poll() is None:
+                    child.send_signal(signal.SIGHUP)  # reload: see hot_reload.py
+            # Start again a server that asked to be, or that has ended (its steps did not
+            # load, say, or it was ending as the change came) since a change it has not seen.
+            status = child.poll()
+            if status in _ASKS_FOR_RESTART or (status is not None and changed_at > started):
+                log.info("starting the server again")
+                child, started = subprocess.Popen(command), time.monotonic()
     except _Stop:
         pass
     finally:
