@@ -20,6 +20,7 @@ from motia_sse.api import error_response
 from motia_sse.disconnect import unwatch, watch
 from motia_sse.exceptions import Refused, UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
+from motia_sse.numbers import parse_count
 from motia_sse.runtime import RUNTIME, Runtime
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
@@ -199,9 +200,7 @@ async def _initial(runtime: Runtime, sub: Subscription,
 
 def _mark(last_seen: str) -> int | None:
     """A multiplexed feed's Last-Event-ID as a version; None if it cannot be one."""
-    if last_seen.isascii() and last_seen.isdigit() and len(last_seen) <= 20:
-        return int(last_seen)
-    return None
+    return parse_count(last_seen, max_digits=20)
 
 
 def _in_history(stream: Stream[Any], last_seen: str) -> bool:

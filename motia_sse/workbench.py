@@ -26,6 +26,7 @@ from motia_sse.log_buffer import (
     capture,
     release,
 )
+from motia_sse.numbers import parse_count
 from motia_sse.runtime import RUNTIME
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -99,9 +100,10 @@ async def _group(request: web.Request) -> web.Response:
 async def _dead_letters(request: web.Request) -> web.Response:
     """Events whose handler failed every attempt, newest first."""
     raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        return error_response(400, "invalid limit", [f"expected 1 to 1000, got {raw!r}"])
-    letters = await request.app[RUNTIME].backend.queue.dead_letters(int(raw))
+    limit = parse_count(raw)
+    if limit is None or not 1 <= limit <= 1000:
+        return error_response(400, "invalid limit", [f"limit: expected 1 to 1000, got {raw!r}"])
+    letters = await request.app[RUNTIME].backend.queue.dead_letters(limit)
     return json_response(200, letters)
 
 
@@ -136,9 +138,10 @@ async def _log_feed(request: web.Request) -> web.StreamResponse:
     response = EventSourceResponse(
         ping_interval=request.app[RUNTIME].settings.heartbeat_interval)
     await response.prepare(request)
-    last_seen = response.last_event_id
-    if last_seen is not None and last_seen.isdigit():
-        after = int(last_seen)  # a reconnect: only what the browser has not got
+    # A reconnect: only what the browser has not got. An id that is no seq is ignored.
+    last_seen = parse_count(response.last_event_id or "")
+    if last_seen is not None:
+        after = last_seen
     backlog, subscription = buffer.subscribe(query, limit, after)
     try:
         with on_disconnect(request, subscription.close):
@@ -177,17 +180,19 @@ def _log_query(request: web.Request) -> tuple[LogQuery, int, int | None]:
     if level is not None and level.lower() not in LEVELS:
         problems.append(f"level: expected one of debug, info, warning, error, critical, "
                         f"got {level!r}")
-    limit = params.get("limit") or str(DEFAULT_LOG_LIMIT)
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LOG_LIMIT:
-        problems.append(f"limit: expected 1 to {MAX_LOG_LIMIT}, got {limit!r}")
-    after = params.get("after") or None
-    if after is not None and not after.isdigit():
-        problems.append(f"after: expected the seq of a record, got {after!r}")
-    if problems:
+    raw_limit = params.get("limit") or str(DEFAULT_LOG_LIMIT)
+    limit = parse_count(raw_limit)
+    if limit is None or not 1 <= limit <= MAX_LOG_LIMIT:
+        problems.append(f"limit: expected 1 to {MAX_LOG_LIMIT}, got {raw_limit!r}")
+    raw_after = params.get("after") or None
+    after = None if raw_after is None else parse_count(raw_after)
+    if raw_after is not None and after is None:
+        problems.append(f"after: expected the seq of a record, got {raw_after!r}")
+    if problems or limit is None:
         raise ValidationError("invalid log query", problems)
     query = LogQuery(trace_id=texts["trace_id"], step=texts["step"],
                      min_level=LEVELS[level.lower()] if level else 0)
-    return query, int(limit), None if after is None else int(after)
+    return query, limit, after
 
 
 def _describe(step: LoadedStep, steps_dir: Path) -> dict[str, Any]:

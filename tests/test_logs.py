@@ -16,6 +16,7 @@ from motia_sse import Settings
 from motia_sse.log_buffer import LOG_BUFFER, LogBuffer, LogEntry, LogQuery, LogSubscription
 from motia_sse.logs import STEP_LOGGER
 from tests.conftest import ClientFactory, OpenFeed
+from tests.raw_sse import open_raw
 
 STEPS = {
     "log_greet_api_step.py": '''
@@ -185,7 +186,9 @@ async def test_a_client_that_hangs_up_ends_its_log_feed(
     ("limit=0", "limit: expected 1 to 5000, got '0'"),
     ("limit=5001", "limit: expected 1 to 5000, got '5001'"),
     ("limit=ten", "limit: expected 1 to 5000, got 'ten'"),
+    ("limit=\u00b2", "limit: expected 1 to 5000, got '\u00b2'"),
     ("after=-1", "after: expected the seq of a record, got '-1'"),
+    ("after=\u00b2", "after: expected the seq of a record, got '\u00b2'"),
     ("trace=abc", "unknown parameter 'trace'; expected trace_id, step, level, limit, after"),
     (f"trace_id={'x' * 257}", "trace_id: expected at most 256 characters, got 257"),
 ])
@@ -197,6 +200,27 @@ async def test_bad_parameters_are_400(
     response = await log_client.get(f"{path}?{query}")
     assert response.status == 400
     assert await response.json() == {"error": "invalid log query", "details": [detail]}
+
+
+@pytest.mark.parametrize("last_event_id", ["\u00b2", "9" * 5000], ids=["superscript", "long"])
+async def test_feed_ignores_a_last_event_id_that_is_no_seq(
+    log_client: TestClient[Any, Any], last_event_id: str
+) -> None:
+    """A Last-Event-ID that cannot be a seq is as if absent: the backlog, and the feed
+    stays open."""
+    await greet(log_client, "kept")
+    await logs(log_client, "step=Greeted", count=1)
+    feed = await open_raw(log_client.port, "/__motia/logs/feed?step=Greeted",
+                          last_event_id=last_event_id)
+    try:
+        assert feed.status == 200
+        first = await feed.next()
+        assert (first.event, first.json()["fields"]) == ("log", {"name": "kept"})
+        assert await feed.silent_for(0.3)
+        await greet(log_client, "later")
+        assert (await feed.next()).json()["fields"] == {"name": "later"}
+    finally:
+        await feed.close()
 
 
 async def test_app_buffer_keeps_only_the_newest(

@@ -129,6 +129,16 @@ async def test_group_with_bad_id_is_400(client: TestClient[Any, Any]) -> None:
     assert body["details"] == ["expected 1 to 256 characters, got 300"]
 
 
+@pytest.mark.parametrize("limit", ["0", "1001", "ten", "\u00b2", "9" * 5000],
+                         ids=["zero", "over", "word", "superscript", "long"])
+async def test_dead_letters_limit_is_1_to_1000(client: TestClient[Any, Any], limit: str) -> None:
+    """A limit that is not a whole number from 1 to 1000 is a JSON 400 naming it."""
+    response = await client.get("/__motia/dead-letters", params={"limit": limit})
+    assert response.status == 400
+    assert await response.json() == {
+        "error": "invalid limit", "details": [f"limit: expected 1 to 1000, got {limit!r}"]}
+
+
 def test_schema_of_attrs_class() -> None:
     """Fields become typed properties; required are those without defaults; no extras."""
     schema = json_schema(Shape)
