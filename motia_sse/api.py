@@ -131,6 +131,12 @@ async def _read_body(request: web.Request, schema: type[Any] | None) -> Any:
         # response trips over the same error and logs it as unhandled.
         request.content.feed_eof()
         raise _UnreadableBody("unreadable body", [" ".join(str(exc).split())]) from None
+    except ConnectionError:
+        # The client left mid-body (aiohttp fails the read with the connection's loss):
+        # nothing went wrong here, and the refusal below is never sent, quietly.
+        log.info("client %s hung up during the body of %s %s",
+                 request.remote, request.method, request.path)
+        raise _UnreadableBody("unreadable body", ["the client hung up"]) from None
     if not raw.strip():
         if schema is None:
             return None

@@ -8,6 +8,7 @@ import sys
 from typing import Any, Literal
 
 import attrs
+from aiohttp.http_exceptions import BadHttpMessage
 
 LogFormat = Literal["text", "json"]
 STEP_LOGGER = "motia_sse.steps"
@@ -86,8 +87,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _BadRequestAsOneLine(logging.Filter):
+    """On aiohttp.server: a request its parser refused (answered 400 already) is the
+    client's mistake, not the server's; one INFO line saying what was wrong, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, BadHttpMessage):
+            return True
+        # handle_error's "Error handling request from %s" has the client's address.
+        client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg, record.args = "bad request from %s: %s", (client, _one_line(exc.message))
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        # The logger let the record by at its old level: only if it wants INFO ones too.
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def _one_line(message: str, limit: int = 200) -> str:
+    # aiohttp's parser quotes the client's bytes on a line of their own, with a caret
+    # line under them; a long header could make it kilobytes.
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip(" ^"))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+_bad_requests = _BadRequestAsOneLine()
+
+
 def setup_logging(log_format: LogFormat = "text", level: int = logging.INFO) -> None:
-    """Send every motia_sse record to stderr in the chosen format."""
+    """Send every motia_sse and aiohttp record to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     # Imported here: log_buffer builds on this module.
@@ -98,3 +126,10 @@ def setup_logging(log_format: LogFormat = "text", level: int = logging.INFO) -> 
     root.handlers[:] = [handler, *(h for h in root.handlers if isinstance(h, BufferHandler))]
     root.setLevel(level)
     root.propagate = False
+    # Without a handler of its own, aiohttp's records reach Python's last-resort one:
+    # unformatted, and every refused request an ERROR with a traceback.
+    aiohttp_tree = logging.getLogger("aiohttp")
+    aiohttp_tree.handlers[:] = [handler]
+    aiohttp_tree.setLevel(level)
+    aiohttp_tree.propagate = False
+    logging.getLogger("aiohttp.server").addFilter(_bad_requests)
