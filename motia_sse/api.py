@@ -10,10 +10,11 @@ import attrs
 import orjson
 from aiohttp import web
 
+from motia_sse.backend import is_outage
 from motia_sse.config import ApiRouteConfig
 from motia_sse.context import ContextFactory, FlowContext, new_trace_id
 from motia_sse.converter import structure, to_json
-from motia_sse.exceptions import ValidationError
+from motia_sse.exceptions import InvalidId, ValidationError
 from motia_sse.loader import LoadedStep
 from motia_sse.tracebacks import describe, line_in
 
@@ -65,8 +66,12 @@ class RouteHandler(Protocol):
                  path_params: Mapping[str, str] | None = None) -> Awaitable[web.Response]: ...
 
 
-def route_handler(step: LoadedStep, contexts: ContextFactory) -> RouteHandler:
-    """The aiohttp handler serving one API step."""
+def route_handler(step: LoadedStep, contexts: ContextFactory,
+                  show_where: bool = False) -> RouteHandler:
+    """The aiohttp handler serving one API step.
+
+    `show_where` (dev): a failure's answer names the file and line that raised, which
+    the log always does; facing the internet, the answer names the step and trace."""
     config = step.config
     assert isinstance(config, ApiRouteConfig)
 
@@ -88,26 +93,41 @@ def route_handler(step: LoadedStep, contexts: ContextFactory) -> RouteHandler:
             return refusal
         # Run inline: the server does not cancel handlers when a client hangs up
         # (motia_sse.disconnect), so none is cut off between two writes.
-        status, body, extra = await _call(step, req, contexts(step, trace_id))
+        status, body, extra = await _call(step, req, contexts(step, trace_id), show_where)
         return web.Response(status=status, body=body, headers={**_JSON, **extra, **headers})
 
     return handle
 
 
-async def _call(step: LoadedStep, req: ApiRequest[Any],
-                ctx: FlowContext) -> tuple[int, bytes, Mapping[str, str]]:
-    """Run the handler and encode its answer; any failure becomes a logged 500."""
+async def _call(step: LoadedStep, req: ApiRequest[Any], ctx: FlowContext,
+                show_where: bool) -> tuple[int, bytes, Mapping[str, str]]:
+    """Run the handler and encode its answer; a failure becomes a logged 4xx or 5xx."""
     try:
         status, body, headers = _unpack(await step.handler(req, ctx))
         return status, to_json(body), headers
+    except InvalidId as exc:  # an id the handler took from the request, almost always
+        ctx.logger.info(f"refused: {exc}")
+        return _failure(400, exc.error, exc.details, ctx)
     except Exception as exc:
+        if is_outage(exc):  # redis-py has retried already: the store is down, not the step
+            ctx.logger.warning(f"store unavailable: {describe(exc)}")
+            return _failure(503, "store unavailable", ["the store cannot be reached now; "
+                                                       "try again shortly"],
+                            ctx, {"Retry-After": "5"})
         where = line_in(exc, step.path.parent) or str(step.path)
         ctx.logger.exception(f"handler failed at {where}")
+        if not show_where:
+            return _failure(500, f"step {step.name!r} failed",
+                            [f"the server log has the error under trace {ctx.trace_id}"], ctx)
         details = ([exc.error, *exc.details] if isinstance(exc, ValidationError)
                    else [describe(exc)])
-        failure = {"error": f"step {step.name!r} failed", "details": [*details, f"at {where}"],
-                   "trace_id": ctx.trace_id}
-        return 500, orjson.dumps(failure), {}
+        return _failure(500, f"step {step.name!r} failed", [*details, f"at {where}"], ctx)
+
+
+def _failure(status: int, error: str, details: list[str], ctx: FlowContext,
+             headers: Mapping[str, str] | None = None) -> tuple[int, bytes, Mapping[str, str]]:
+    body = {"error": error, "details": details, "trace_id": ctx.trace_id}
+    return status, orjson.dumps(body), headers or {}
 
 
 def _unpack(result: Any) -> tuple[int, Any, Mapping[str, str]]:

@@ -35,7 +35,7 @@ def create_app(settings: Settings, project: Project | None = None,
         for step in project.api_steps:
             assert isinstance(step.config, ApiRouteConfig)
             app.router.add_route(step.config.method.upper(), step.config.path,
-                                 route_handler(step, runtime.contexts))
+                                 route_handler(step, runtime.contexts, settings.dev))
     app.router.add_get("/streams", multiplexed_feed)
     # Ids may hold braces, which aiohttp's default segment pattern refuses.
     app.router.add_get("/streams/{stream}/{group:[^/]+}", group_feed)

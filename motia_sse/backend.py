@@ -6,7 +6,11 @@ from collections.abc import Callable
 
 import attrs
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from motia_sse.config import Settings
 from motia_sse.exceptions import MotiaError
@@ -26,6 +30,19 @@ from motia_sse.streams.store import StreamStore
 # and how long a command waits for one of them before it fails.
 REDIS_CONNECTIONS = 64
 REDIS_WAIT = 10.0
+# A command that meets a dead connection (one pooled before Redis restarted, say)
+# reconnects and runs again, up to this many times, backing off from 50 ms to 0.5 s:
+# well under a second in all, so a Redis that is really down still fails fast.
+REDIS_RETRIES = 3
+
+
+def _redis_retry() -> Retry:
+    return Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), REDIS_RETRIES)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says Redis cannot be reached now, rather than that a command is wrong."""
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
 
 
 class BackendUnavailable(MotiaError):
@@ -81,7 +98,7 @@ def open_backend(settings: Settings, hub: Hub, event_steps: list[str],
         # reads its snapshots through the pool, instead of failing past its size.
         pool = BlockingConnectionPool.from_url(
             settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT,
-            health_check_interval=10, socket_connect_timeout=5)
+            health_check_interval=10, socket_connect_timeout=5, retry=_redis_retry())
         redis: Redis = Redis.from_pool(pool)
         prefix = settings.redis_prefix
         return Backend(RedisStore(redis, prefix), RedisFanout(redis, hub, prefix, on_gap),

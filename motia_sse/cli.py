@@ -126,7 +126,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """The Settings the parsed flags describe."""
     values = {field: getattr(args, field) for _, field, _, _ in OPTIONS}
     values["redis_url"] = values["redis_url"] or None
-    return Settings(host=args.host, **values)
+    # dev's watcher runs its server as `start --reload-in-place`.
+    dev = args.command == "dev" or getattr(args, "reload_in_place", False)
+    return Settings(host=args.host, dev=dev, **values)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -100,6 +100,9 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 3000
+    # `motia-sse dev`: for the person writing the steps (a failing step's answer names
+    # its file and line); `start` faces the internet and tells less.
+    dev: bool = False
     steps_dir: Path = Path("steps")
     store: StoreKind = "sqlite"
     data_dir: Path = Path(".motia")

@@ -39,6 +39,11 @@ class ValidationError(MotiaError):
         self.details = details
 
 
+class InvalidId(ValidationError):
+    """A group id, item id or key that cannot be one. In a handler it was nearly always
+    taken from the request, so the request is what is wrong: a 400."""
+
+
 class Refused(MotiaError):
     """A request the server will not serve; becomes `{"error", "details"}` with `status`."""
 

@@ -47,7 +47,7 @@ class ApiRoutes:
         handlers: dict[web.AbstractRoute, RouteHandler] = {}
         for step in steps:
             assert isinstance(step.config, ApiRouteConfig)
-            handler = route_handler(step, contexts)
+            handler = route_handler(step, contexts, show_where=True)  # dev's alone
             handlers[router.add_route(step.config.method.upper(), step.config.path,
                                       handler)] = handler
         router.freeze()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from motia_sse.exceptions import ValidationError
+from motia_sse.exceptions import InvalidId
 
 MAX_ID_LENGTH = 256
 # Anything printable but the path separator: ids round-trip through URL-encoding.
@@ -14,15 +14,15 @@ _STREAM_NAME = re.compile(r"(?!__)[A-Za-z_][A-Za-z0-9_]*")
 
 
 def check_id(what: str, value: object, max_length: int = MAX_ID_LENGTH) -> str:
-    """Return `value` if it can be a group or item id, else raise ValidationError."""
+    """Return `value` if it can be a group or item id, else raise InvalidId."""
     if not isinstance(value, str):
-        raise ValidationError(f"invalid {what}", [f"expected string, got {type(value).__name__}"])
+        raise InvalidId(f"invalid {what}", [f"expected string, got {type(value).__name__}"])
     if not value or len(value) > max_length:
-        raise ValidationError(
+        raise InvalidId(
             f"invalid {what}", [f"expected 1 to {max_length} characters, got {len(value)}"]
         )
     if not _ID.fullmatch(value) or value in (".", ".."):
-        raise ValidationError(
+        raise InvalidId(
             f"invalid {what}", ["must not contain '/' or control characters, nor be '.' or '..'"]
         )
     return value

@@ -170,7 +170,8 @@ async def _initial(runtime: Runtime, sub: Subscription,
     stream = runtime.streams[sub.stream]
     shared = stream.shared_versions
     scope = tuple(sub)
-    if last_seen is not None and sub.kind.multiplexed and not _in_history(stream, last_seen):
+    if last_seen is not None and sub.kind.multiplexed and not await _in_history(stream,
+                                                                                 last_seen):
         shared = False  # the client's mark predates what the store knows: resend all
     if sub.kind.watches_group:
         group = await stream.stored_group(sub.group)
@@ -203,9 +204,9 @@ def _mark(last_seen: str) -> int | None:
     return parse_count(last_seen, max_digits=20)
 
 
-def _in_history(stream: Stream[Any], last_seen: str) -> bool:
+async def _in_history(stream: Stream[Any], last_seen: str) -> bool:
     mark = _mark(last_seen)
-    return mark is not None and mark >= stream.history_starts
+    return mark is not None and mark >= await stream.history_start()
 
 
 def _is_current(kind: FeedKind, version: int, last_seen: str | None, shared: bool) -> bool:

@@ -54,8 +54,12 @@ def add_workbench(app: web.Application, settings: Settings) -> None:
             return web.FileResponse(root / "index.html", headers=_REVALIDATE)
 
         async def static_file(request: web.Request) -> web.FileResponse:
-            path = (root / request.match_info["path"]).resolve()
-            if not path.is_relative_to(root) or not path.is_file():
+            try:
+                path = (root / request.match_info["path"]).resolve()
+                found = path.is_relative_to(root) and path.is_file()
+            except (OSError, ValueError):  # a name too long, a NUL: it names no file
+                found = False
+            if not found:
                 raise web.HTTPNotFound()
             return web.FileResponse(path, headers=_REVALIDATE)
 

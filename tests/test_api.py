@@ -65,6 +65,16 @@ async def handler(req, ctx):
     return {"status": 200, "body": None}
 '''
 
+ID_FROM_BODY_STEP = '''
+from motia_sse import ApiRouteConfig
+
+config = ApiRouteConfig(name="SetNote", path="/notes", method="POST")
+
+async def handler(req, ctx):
+    await ctx.streams.notes.set("g", req.body["id"], {"text": "hi"})
+    return {"status": 204, "body": None}
+'''
+
 BAD_RETURN_STEP = '''
 from motia_sse import ApiRouteConfig
 
@@ -75,9 +85,8 @@ async def handler(req, ctx):
 '''
 
 
-@pytest.fixture(name="custom_client")
-async def _custom_client(tmp_path: Path, make_client: ClientFactory,
-                         settings: Settings) -> TestClient[Any, Any]:
+@pytest.fixture(name="api_steps")
+def _api_steps(tmp_path: Path) -> Path:
     """A project of small API steps written for these tests."""
     steps = tmp_path / "api_steps"
     steps.mkdir()
@@ -87,7 +96,20 @@ async def _custom_client(tmp_path: Path, make_client: ClientFactory,
     (steps / "bad_data_step.py").write_text(BAD_DATA_STEP)
     (steps / "notes_stream.py").write_text(NOTES_STREAM)
     (steps / "slow_step.py").write_text(SLOW_STEP)
-    return await make_client(Settings(steps_dir=steps, store="memory"))
+    (steps / "set_note_step.py").write_text(ID_FROM_BODY_STEP)
+    return steps
+
+
+@pytest.fixture(name="custom_client")
+async def _custom_client(api_steps: Path, make_client: ClientFactory) -> TestClient[Any, Any]:
+    """Those steps, served as `dev` serves them."""
+    return await make_client(Settings(steps_dir=api_steps, store="memory", dev=True))
+
+
+@pytest.fixture(name="start_client")
+async def _start_client(api_steps: Path, make_client: ClientFactory) -> TestClient[Any, Any]:
+    """Those steps, served as `start` serves them."""
+    return await make_client(Settings(steps_dir=api_steps, store="memory"))
 
 
 async def test_post_returns_item_with_feed_address(client: TestClient[Any, Any]) -> None:
@@ -153,6 +175,59 @@ async def test_crashing_handler_is_500_with_trace_and_server_keeps_serving(
     assert again.status == 200
     assert again.headers["x-step"] == "divide"
     assert await again.json() == {"result": 2, "query": {"x": "1", "y": ["2", "3"]}}
+
+
+async def test_a_failing_step_in_start_names_no_file(
+    start_client: TestClient[Any, Any], api_steps: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Facing the internet, a 500 says which step and trace; the file, the line and the
+    error stay in the server's log."""
+    with caplog.at_level(logging.ERROR):
+        response = await start_client.post("/divide/0", json={"n": 1})
+    assert response.status == 500
+    body = await response.json()
+    trace_id = response.headers["x-trace-id"]
+    assert body == {"error": "step 'Divide' failed", "trace_id": trace_id,
+                    "details": [f"the server log has the error under trace {trace_id}"]}
+    text = await response.text()
+    assert str(api_steps) not in text
+    assert "divide_step.py" not in text
+    assert "ZeroDivisionError" not in text
+    record = next(r for r in caplog.records if "handler failed" in r.getMessage())
+    assert f"{api_steps / 'divide_step.py'}:12" in record.getMessage()
+    assert getattr(record, "trace_id", None) == trace_id
+
+
+@pytest.fixture(name="either_client", params=["dev", "start"])
+async def _either_client(request: pytest.FixtureRequest, api_steps: Path,
+                         make_client: ClientFactory) -> TestClient[Any, Any]:
+    """Those steps, served as `dev` and as `start` serve them."""
+    return await make_client(Settings(steps_dir=api_steps, store="memory",
+                                      dev=request.param == "dev"))
+
+
+async def test_a_bad_id_from_the_request_is_400_in_one_line(
+    either_client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler setting an item under an id taken from the body, which cannot be one:
+    400 naming the id, one log line without a traceback, in either mode."""
+    client = either_client
+    with caplog.at_level(logging.INFO):
+        response = await client.post("/notes", json={"id": "a/b"})
+        long = await client.post("/notes", json={"id": "x" * 300})
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"] == "invalid item id"
+    assert body["details"] == ["must not contain '/' or control characters, nor be '.' or '..'"]
+    assert body["trace_id"] == response.headers["x-trace-id"]
+    assert long.status == 400
+    assert (await long.json())["details"] == ["expected 1 to 256 characters, got 300"]
+    records = [r for r in caplog.records if getattr(r, "step", None) == "SetNote"]
+    assert len(records) == 2
+    assert all(not r.exc_info and r.levelno == logging.INFO for r in records)
+    assert "invalid item id" in records[0].getMessage()
+    ok = await client.post("/notes", json={"id": "fine"})
+    assert ok.status == 204
 
 
 async def test_plain_dict_response(custom_client: TestClient[Any, Any]) -> None:

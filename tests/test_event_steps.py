@@ -80,13 +80,14 @@ def work_module() -> Any:
 
 @pytest.fixture(name="work_client")
 async def _work_client(tmp_path: Path, make_client: ClientFactory) -> TestClient[Any, Any]:
-    """A project with one emitting API step and one event step, two handlers at once."""
+    """A project with one emitting API step and one event step, two handlers at once,
+    served as `dev` serves it."""
     steps = tmp_path / "event_steps"
     steps.mkdir()
     for name, source in STEPS.items():
         (steps / name).write_text(source)
     return await make_client(Settings(steps_dir=steps, store="memory", retry_backoff=0.01,
-                                      max_concurrent_handlers=2, shutdown_timeout=5))
+                                      max_concurrent_handlers=2, shutdown_timeout=5, dev=True))
 
 
 async def wait_for(predicate: Any, within: float = 5.0) -> None:

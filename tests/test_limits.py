@@ -66,7 +66,10 @@ async def test_id_length_limit(make_client: ClientFactory, settings: Settings) -
     assert response.status == 400
     assert (await response.json())["details"] == ["expected 1 to 8 characters, got 9"]
     job = await client.post("/jobs", json={"steps": 1, "delay": 0})
-    assert job.status == 500, "a 32-character trace id cannot be a group id here"
+    # A 32-character trace id cannot be a group id here; a handler's bad id is a 400.
+    assert job.status == 400
+    assert await job.json() == {"error": "invalid group id", "trace_id": job.headers["x-trace-id"],
+                                "details": ["expected 1 to 8 characters, got 32"]}
 
 
 async def test_header_size_limit(server_process: MakeServer) -> None:

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +225,62 @@ async def test_a_reconnect_storm_waits_for_redis_connections(
                 return int((await SseReader(response).next(within=30)).json()["done"])
 
         assert await asyncio.gather(*map(first_event, range(400))) == [1] * 400
+
+
+@pytest.fixture(name="forgetful_redis")
+def _forgetful_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own that keeps nothing on disk, to restart empty."""
+    redis = RedisServer(tmp_path / "forgetful").start()
+    yield redis
+    redis.stop()
+
+
+async def test_a_redis_restarted_empty_never_moves_a_client_back(
+    forgetful_redis: RedisServer, cluster: Callable[..., ServerProcess],
+    session: aiohttp.ClientSession
+) -> None:
+    """Redis loses everything; a multiplexed feed resumed with an id from before gets the
+    item's new value, the group's new state and the delete of the row that vanished."""
+    server = cluster(forgetful_redis.url)
+    for n in range(5):
+        await put(session, server, "g", "x", n)
+    mark = await put(session, server, "g", "y", 9)
+    forgetful_redis.stop()
+    forgetful_redis.start()
+    new = await put(session, server, "g", "x", 100)
+    assert new > mark, "a version below the client's mark would read as old news"
+    subs = "sub=cells/g/x&sub=cells/g&sub=cells/g/y"
+    async with session.get(f"{server.url}/streams?{subs}",
+                           headers={"Last-Event-ID": str(mark)}) as response:
+        feed = SseReader(response)
+        events = {e.event: e.json() for e in [await feed.next() for _ in range(3)]}
+    assert events["item"]["data"]["value"] == 100
+    assert [i["id"] for i in events["sync"]["items"]] == ["x"]
+    assert events["item-delete"] == {"stream": "cells", "group": "g", "id": "y"}
+
+
+async def test_sets_succeed_at_once_when_redis_is_back(
+    forgetful_redis: RedisServer, cluster: Callable[..., ServerProcess],
+    session: aiohttp.ClientSession
+) -> None:
+    """While Redis is down a set is a quick, clear 503; once it is back, every pooled
+    connection from before reconnects by itself and concurrent sets all succeed."""
+    server = cluster(forgetful_redis.url)
+
+    async def put_many(value: int) -> list[int]:
+        responses = await asyncio.gather(*(
+            session.put(f"{server.url}/cells/many/{n}", json={"value": value})
+            for n in range(30)))
+        return [r.status for r in responses]
+
+    assert await put_many(1) == [200] * 30  # the pool now holds many connections
+    forgetful_redis.stop()
+    down = await session.put(f"{server.url}/cells/many/0", json={"value": 2})
+    assert down.status == 503
+    assert down.headers["Retry-After"] == "5"
+    body = await down.json()
+    assert body["error"] == "store unavailable"
+    assert body["trace_id"] == down.headers["x-trace-id"]
+    forgetful_redis.start()
+    assert await put_many(3) == [200] * 30
+    assert "Traceback" not in server.output()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -22,13 +22,19 @@ async def _store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         redis = Redis.from_url(server.url)
-        yield RedisStore(redis, f"test-{uuid.uuid4().hex}")
+        yield RedisStore(redis, request.getfixturevalue("redis_prefix"))
         await redis.aclose()
         return
     store: StreamStore = (MemoryStore() if request.param == "memory"
                           else SqliteStore.open(tmp_path / "s.sqlite3"))
     yield store
     await store.close()
+
+
+@pytest.fixture(name="redis_prefix")
+def _redis_prefix() -> str:
+    """The Redis store's key prefix, this test's own."""
+    return f"test-{uuid.uuid4().hex}"
 
 
 async def test_versions_kinds_and_groups(store: StreamStore) -> None:
@@ -84,3 +90,55 @@ async def test_sqlite_keeps_items_and_versions_across_reopen(tmp_path: Path) -> 
     assert (await second.get_group("s", "g")).version == deleted.version
     assert (await second.set("s", "g", "c", {})).version > deleted.version > gone.version
     await second.close()
+
+
+@pytest.fixture(name="lose_everything")
+def _lose_everything(request: pytest.FixtureRequest,
+                     tmp_path: Path) -> Callable[[StreamStore], Awaitable[StreamStore]]:
+    """A store's next life after losing its data, as each kind can lose it."""
+
+    async def lose(store: StreamStore) -> StreamStore:
+        if isinstance(store, MemoryStore):  # a new process
+            await store.close()
+            return MemoryStore()
+        if isinstance(store, SqliteStore):  # the data folder deleted between two runs
+            await store.close()
+            return _reopen_deleted(tmp_path / "s.sqlite3")
+        assert isinstance(store, RedisStore)  # a Redis without persistence restarted
+        server: RedisServer = request.getfixturevalue("redis_server")
+        prefix = request.getfixturevalue("redis_prefix")
+        async with Redis.from_url(server.url) as redis:
+            await redis.delete(*await redis.keys(f"{prefix}:*"))
+        return store
+
+    return lose
+
+
+async def test_versions_never_go_back_after_data_loss(
+        store: StreamStore, lose_everything: Callable[[StreamStore], Awaitable[StreamStore]]
+) -> None:
+    """A store that lost its data counts on above every version it gave out before, and
+    says its history starts after them: a client's old mark is never taken as current."""
+    before = [await store.set("s", "g", "x", {"n": n}) for n in range(5)]
+    before.append(await store.set("s", "g", "y", {"n": 9}))
+    assert await _history_start(store) <= before[0].version
+    after = await lose_everything(store)
+    assert await _history_start(after) > before[-1].version  # nothing known yet
+    fresh = await after.set("s", "g", "x", {"n": 10})
+    assert fresh.version > before[-1].version
+    assert before[-1].version < await _history_start(after) <= fresh.version
+    assert (await after.get_group("s", "g")).version == fresh.version
+    await after.close()
+
+
+def _reopen_deleted(path: Path) -> SqliteStore:
+    for leftover in path.parent.glob(f"{path.name}*"):  # the WAL and its index too
+        leftover.unlink()
+    return SqliteStore.open(path)
+
+
+async def _history_start(store: StreamStore) -> int:
+    known = getattr(store, "history_start", None)
+    assert known is not None, f"{type(store).__name__} has no history_start"
+    start: int = await known()
+    return start

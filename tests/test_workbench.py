@@ -210,7 +210,9 @@ def test_schema_of_plain_types(kind: Any, expected: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("path", [
     "static/..%2F..%2Fsetup.cfg", "static/%2E%2E/%2E%2E/setup.cfg", "static/..%5C..%5Csetup.cfg",
-    "static/nope.js", "static/views", "static/", "static//etc/passwd"])
+    "static/nope.js", "static/views", "static/", "static//etc/passwd",
+    # Paths that cannot name a file at all: too long a name, a NUL byte.
+    "static/" + "a" * 300, "static/%00", "static/app.js%00.png", "static/" + "a/" * 3000])
 async def test_static_files_stay_inside_their_folder(client: TestClient[Any, Any],
                                                      path: str) -> None:
     """Only files under static/ are served; anything else is a JSON 404."""

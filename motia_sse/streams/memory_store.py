@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import attrs
 
 from motia_sse.streams.store import (
@@ -12,6 +10,7 @@ from motia_sse.streams.store import (
     GroupSnapshot,
     JsonObject,
     StoredItem,
+    clock_version,
 )
 
 
@@ -21,15 +20,18 @@ class MemoryStore:
 
     _groups: dict[tuple[str, str], dict[str, StoredItem]] = attrs.field(factory=dict)
     _group_versions: dict[tuple[str, str], int] = attrs.field(factory=dict)
-    # Versions start at the clock (microseconds), so that a restarted process never
-    # reuses a version a client saw from the one before it.
-    _version: int = attrs.field(factory=lambda: time.time_ns() // 1000)
+    # A restarted process never reuses a version a client saw from the one before it.
+    _version: int = attrs.field(factory=clock_version)
     # Versions below this were never this store's: a client that saw one saw a
     # previous process, whose items are gone, and must get the whole state again.
-    history_starts: int = attrs.field(init=False)
+    _history_start: int = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.history_starts = self._version + 1
+        self._history_start = self._version + 1
+
+    async def history_start(self) -> int:
+        """The first version this process gave out."""
+        return self._history_start
 
     async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
         return self._groups.get((stream, group_id), {}).get(item_id)

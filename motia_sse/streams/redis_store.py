@@ -5,6 +5,11 @@ Each group is a hash `<prefix>:items:<stream>:<group>` of item id -> "<version>|
 and `<prefix>:version` the one counter all versions come from. A Lua script writes the
 item, bumps the counters and publishes the change in one step, so every process sees
 changes in version order and none can be missed between a write and its announcement.
+
+A Redis without persistence restarts empty. The counter, when missing, starts again
+at Redis's clock in microseconds, so versions never go back below what clients saw;
+`<prefix>:history` keeps the first version of that life: a client's mark below it
+was given out by a Redis that has forgotten its items.
 """
 
 from __future__ import annotations
@@ -15,10 +20,32 @@ import attrs
 import orjson
 from redis.asyncio import Redis
 
-from motia_sse.streams.store import Change, ChangeKind, GroupSnapshot, JsonObject, StoredItem
+from motia_sse.streams.store import (
+    NO_HISTORY,
+    Change,
+    ChangeKind,
+    GroupSnapshot,
+    JsonObject,
+    StoredItem,
+)
 
-_SET = """
-local version = redis.call('INCR', KEYS[3])
+# Bumps the version counter, first seeding it (and the history mark) from the clock if
+# Redis has lost it. TIME's parts are strings: seconds, then microseconds. The version
+# is returned as a string: Lua would print a number this large as 1.7e+15.
+_NEXT_VERSION = """
+local function next_version()
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    local now = redis.call('TIME')
+    redis.call('SET', KEYS[3], now[1] .. string.format('%06d', tonumber(now[2])))
+    redis.call('SET', KEYS[4], redis.call('INCR', KEYS[3]))
+    return redis.call('GET', KEYS[4])
+  end
+  return string.format('%d', redis.call('INCR', KEYS[3]))
+end
+"""
+
+_SET = _NEXT_VERSION + """
+local version = next_version()
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local kind = 'create'
 if old and string.sub(old, -1) ~= '|' then kind = 'update' end
@@ -29,10 +56,10 @@ redis.call('PUBLISH', ARGV[3],
 return {version, kind}
 """
 
-_DELETE = """
+_DELETE = _NEXT_VERSION + """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if (not old) or string.sub(old, -1) == '|' then return false end
-local version = redis.call('INCR', KEYS[3])
+local version = next_version()
 redis.call('HSET', KEYS[1], ARGV[1], version .. '|')
 redis.call('SET', KEYS[2], version)
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"v":' .. version .. ',"k":"delete","d":null}')
@@ -81,7 +108,10 @@ class RedisStore:
     def _keys(self, stream: str, group_id: str) -> list[str]:
         # Stream names are identifiers (no ':'), so these keys cannot collide.
         return [f"{self._prefix}:items:{stream}:{group_id}",
-                f"{self._prefix}:gv:{stream}:{group_id}", f"{self._prefix}:version"]
+                f"{self._prefix}:gv:{stream}:{group_id}", *self._counter_keys()]
+
+    def _counter_keys(self) -> list[str]:
+        return [f"{self._prefix}:version", f"{self._prefix}:history"]
 
     def _head(self, stream: str, group_id: str, item_id: str) -> bytes:
         # The announcement's JSON up to the parts only the script knows.
@@ -109,13 +139,26 @@ class RedisStore:
         return Change(stream, group_id, item_id, "delete", int(version), None)
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
-        items_key, version_key, _ = self._keys(stream, group_id)
+        items_key, version_key, *_ = self._keys(stream, group_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(items_key)
             pipe.get(version_key)
             values, version = await pipe.execute()
         items = [_parse(group_id, k.decode(), v) for k, v in sorted(values.items())]
         return GroupSnapshot([i for i in items if not i.deleted], int(version or 0))
+
+    async def history_start(self) -> int:
+        """The first version of this Redis's life; none is known if it holds no counter."""
+        counter, history = self._counter_keys()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.exists(counter)
+            pipe.get(history)
+            has_counter, first = await pipe.execute()
+        if first is not None:
+            return int(first)
+        # A counter without the mark predates it (and counted from 1); no counter at all:
+        # nothing written since Redis started empty, so no client's mark is current.
+        return 0 if has_counter else NO_HISTORY
 
     async def close(self) -> None:
         """The connection belongs to the runtime, which closes it."""

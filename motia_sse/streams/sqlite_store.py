@@ -14,6 +14,7 @@ from motia_sse.streams.store import (
     GroupSnapshot,
     JsonObject,
     StoredItem,
+    clock_version,
 )
 
 _SCHEMA = """
@@ -49,6 +50,9 @@ class SqliteStore:
 
     _db: sqlite3.Connection
     _version: int
+    # The first version the file holds history from: 0 for files made before the
+    # counter started at the clock (they counted from 1).
+    _history_start: int = 0
 
     @classmethod
     def open(cls, path: Path) -> SqliteStore:
@@ -58,8 +62,14 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
-        row = db.execute("SELECT value FROM stream_meta WHERE key = 'version'").fetchone()
-        return cls(db, row[0] if row else 0)
+        meta = dict(db.execute("SELECT key, value FROM stream_meta").fetchall())
+        if "version" not in meta:
+            # A new file, or one whose predecessor was deleted: count on from the clock,
+            # never from a version that clients of the old file may hold.
+            meta = {"version": clock_version()}
+            meta["history"] = meta["version"] + 1
+            db.executemany("INSERT INTO stream_meta VALUES (?, ?)", meta.items())
+        return cls(db, meta["version"], meta.get("history", 0))
 
     async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
         row = self._db.execute(
@@ -120,6 +130,10 @@ class SqliteStore:
             ).fetchone()
         items = [StoredItem(group_id, r[0], json.loads(r[1]), r[2]) for r in rows]
         return GroupSnapshot(items, version[0] if version else 0)
+
+    async def history_start(self) -> int:
+        """The first version this file was given."""
+        return self._history_start
 
     async def close(self) -> None:
         self._db.close()

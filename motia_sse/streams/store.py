@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal, Protocol
 
 import attrs
 
 ChangeKind = Literal["create", "update", "delete"]
 JsonObject = dict[str, Any]
+# `history_start` of a store that knows no version at all (it lost everything).
+NO_HISTORY = 2**63 - 1
+
+
+def clock_version() -> int:
+    """Where a store with no counter starts counting: now, in microseconds, so that it
+    never gives out a version an earlier life of it did (unless that one wrote a
+    million changes a second)."""
+    return time.time_ns() // 1000
 
 
 @attrs.frozen
@@ -53,11 +63,17 @@ class GroupSnapshot:
 class StreamStore(Protocol):
     """Keeps stream items; every change gets a version greater than any before it.
 
+    Greater than any version the store ever gave out, that is, even across a restart
+    that lost its data: clients keep the versions they saw, and take anything at or
+    below their mark for old news. The server's stores start counting at the clock
+    (in microseconds) whenever they find no counter.
+
     A store may set `announces_changes = True` if it delivers every committed change
     to all server processes itself (as the Redis store does, atomically with the
     write); otherwise the stream hands each change to the fan-out. A store whose
-    history does not reach back to version 1 (one that forgets on restart) sets
-    `history_starts` to its first version."""
+    history does not reach back to version 1 (one that forgets on restart) has an
+    `async def history_start() -> int`: the first version it still knows, NO_HISTORY
+    if none."""
 
     async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
         """The item, its tombstone, or None if it never existed."""

@@ -83,10 +83,10 @@ class Stream(Generic[T]):
     def __attrs_post_init__(self) -> None:
         self._store_announces = bool(getattr(self._store, "announces_changes", False))
 
-    @property
-    def history_starts(self) -> int:
+    async def history_start(self) -> int:
         """The first version the store still knows about (0: all of them)."""
-        return int(getattr(self._store, "history_starts", 0))
+        known = getattr(self._store, "history_start", None)
+        return 0 if known is None else int(await known())
 
     @property
     def name(self) -> str:
