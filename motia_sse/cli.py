@@ -53,6 +53,8 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--max-header-size", "max_header_size", int, "largest header line in bytes; past it, 400"),
     ("--heartbeat", "heartbeat_interval", float, "seconds between heartbeats on idle feeds"),
     ("--log-buffer", "log_buffer_size", int, "log records the workbench keeps"),
+    ("--log-buffer-bytes", "log_buffer_bytes", int,
+     "bytes of log records the workbench keeps; long fields are cut there"),
 ]
 
 

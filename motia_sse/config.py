@@ -133,8 +133,10 @@ class Settings:
     # process claims it. Keep it above your slowest handler's run time.
     visibility_timeout: float = 60.0
     static_dir: Path | None = None
-    # Log records the workbench keeps (per process) for /__motia/logs.
+    # Log records the workbench keeps (per process) for /__motia/logs: at most this
+    # many, and this many bytes of their JSON (each long message or field cut short).
     log_buffer_size: int = 5000
+    log_buffer_bytes: int = 4 * 1024 * 1024
     # Redis for items, feeds across processes and the event queue; None: embedded.
     redis_url: str | None = None
     # Prefix of every Redis key and channel, so that apps can share one Redis.

@@ -7,16 +7,16 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any
 
 import attrs
-import orjson
 from aiohttp import web
 
+from motia_sse.log_entry import LogEntry, make_entry
 from motia_sse.logs import STEP_LOGGER
 
 PACKAGE_LOGGER = "motia_sse"
 DEFAULT_CAPACITY = 5000
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 # Records one live subscriber may have waiting before the oldest are dropped.
 SUBSCRIBER_QUEUE = 1000
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -24,28 +24,6 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 # The level `capture` gives an unset `motia_sse.steps` logger. One below INFO, so that
 # it lets INFO through and is told apart from an INFO someone else set (pytest's caplog).
 _CAPTURE_LEVEL = logging.INFO - 1
-
-
-@attrs.frozen
-class LogEntry:
-    """One record as the workbench shows it."""
-
-    seq: int
-    time: float
-    levelno: int
-    level: str
-    logger: str
-    message: str
-    step: str | None
-    trace_id: str | None
-    fields: dict[str, Any]
-    exception: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object the endpoints send."""
-        return {"seq": self.seq, "time": self.time, "level": self.level, "logger": self.logger,
-                "step": self.step, "trace_id": self.trace_id, "message": self.message,
-                "fields": self.fields, "exception": self.exception}
 
 
 @attrs.frozen
@@ -110,13 +88,16 @@ def _first_seq() -> int:
 
 @attrs.define(eq=False)
 class LogBuffer:
-    """The newest `capacity` records, and the live subscribers to new ones.
+    """The newest records, at most `capacity` of them and `max_bytes` of their JSON
+    (the newest one is kept whatever its size), and the live subscribers to new ones.
 
     Records may come from any thread; subscribers are served on the loop `bind` names."""
 
     capacity: int = DEFAULT_CAPACITY
+    max_bytes: int = DEFAULT_MAX_BYTES
     subscriber_queue: int = SUBSCRIBER_QUEUE
-    _entries: deque[LogEntry] = attrs.field(init=False)
+    _entries: deque[LogEntry] = attrs.field(factory=deque, init=False)
+    _size: int = attrs.field(default=0, init=False)
     _subscribers: set[LogSubscription] = attrs.field(factory=set, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _next_seq: int = attrs.field(factory=_first_seq, init=False)
@@ -126,10 +107,16 @@ class LogBuffer:
     def __attrs_post_init__(self) -> None:
         if self.capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {self.capacity}")
-        self._entries = deque(maxlen=self.capacity)
+        if self.max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, got {self.max_bytes}")
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def size(self) -> int:
+        """The records' size now, as `max_bytes` counts it."""
+        return self._size
 
     @property
     def subscribers(self) -> int:
@@ -143,9 +130,9 @@ class LogBuffer:
     def add(self, record: logging.LogRecord) -> LogEntry:
         """Keep `record`, and pass it to every subscriber."""
         with self._lock:
-            entry = _entry(self._next_seq, record)
+            entry = make_entry(self._next_seq, record)
             self._next_seq += 1
-            self._entries.append(entry)
+            self._keep(entry)
             subscribers = list(self._subscribers)
         if subscribers:
             self._deliver(entry, subscribers)
@@ -181,6 +168,14 @@ class LogBuffer:
         for subscription in subscribers:
             subscription.close()
 
+    def _keep(self, entry: LogEntry) -> None:
+        """Append `entry`, forgetting the oldest records while past a bound."""
+        self._entries.append(entry)
+        self._size += entry.size
+        while len(self._entries) > self.capacity or (
+                self._size > self.max_bytes and len(self._entries) > 1):
+            self._size -= self._entries.popleft().size
+
     def _select(self, query: LogQuery, limit: int, after: int | None) -> list[LogEntry]:
         found: list[LogEntry] = []
         for entry in reversed(self._entries):
@@ -209,34 +204,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-_formatter = logging.Formatter()
-
-
-def _entry(seq: int, record: logging.LogRecord) -> LogEntry:
-    exception = None
-    if record.exc_info:
-        exception = record.exc_text or _formatter.formatException(record.exc_info)
-    step = getattr(record, "step", None)
-    trace_id = getattr(record, "trace_id", None)
-    return LogEntry(seq=seq, time=record.created, levelno=record.levelno,
-                    level=record.levelname.lower(), logger=record.name,
-                    message=record.getMessage(),
-                    step=None if step is None else str(step),
-                    trace_id=None if trace_id is None else str(trace_id),
-                    fields=_json_safe(getattr(record, "fields", None) or {}),
-                    exception=exception)
-
-
-def _json_safe(fields: dict[str, Any]) -> dict[str, Any]:
-    # A copy made now: the step may change its objects after logging them.
-    try:
-        safe: dict[str, Any] = orjson.loads(orjson.dumps(
-            fields, default=repr, option=orjson.OPT_NON_STR_KEYS))
-    except (TypeError, orjson.JSONEncodeError):
-        safe = {str(key): repr(value) for key, value in fields.items()}
-    return safe
 
 
 class BufferHandler(logging.Handler):

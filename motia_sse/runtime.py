@@ -42,27 +42,39 @@ class Runtime:
     retry_frame: Frame
     feeds: set[Feed]
     access: AccessControl
+    # Every feed open now, stream and log feeds alike: what the limits count.
     feeds_by_client: Counter[str] = attrs.field(factory=Counter)
+    open_feeds: int = 0
     heartbeat: asyncio.Task[None] | None = None
 
     def admit_feed(self, client: str) -> None:
         """Raise Refused if one more feed, from `client`, would pass a limit."""
-        if len(self.feeds) >= self.settings.max_feeds:
+        if self.open_feeds >= self.settings.max_feeds:
             raise Refused(503, "too many open feeds", [
-                f"the server holds {len(self.feeds)} feeds, its limit (max_feeds)"])
+                f"the server holds {self.open_feeds} feeds, its limit (max_feeds)"])
         held, limit = self.feeds_by_client[client], self.settings.max_feeds_per_client
         if held >= limit:
             raise Refused(429, "too many feeds from this address", [
                 f"{client} holds {held} feeds, the limit is {limit} (max_feeds_per_client)"])
 
     def add_feed(self, feed: Feed, client: str) -> None:
-        """Track an open feed, to count it and to close it on shutdown."""
+        """Track an open stream feed, to count it and to close it on shutdown."""
         self.feeds.add(feed)
-        self.feeds_by_client[client] += 1
+        self.hold_feed(client)
 
     def remove_feed(self, feed: Feed, client: str) -> None:
-        """Forget a feed that has ended."""
+        """Forget a stream feed that has ended."""
         self.feeds.discard(feed)
+        self.release_feed(client)
+
+    def hold_feed(self, client: str) -> None:
+        """Count one more open feed from `client` (a log feed counts only this way)."""
+        self.open_feeds += 1
+        self.feeds_by_client[client] += 1
+
+    def release_feed(self, client: str) -> None:
+        """Count a feed from `client` that has ended."""
+        self.open_feeds -= 1
         self.feeds_by_client[client] -= 1
         if not self.feeds_by_client[client]:
             del self.feeds_by_client[client]

@@ -13,7 +13,7 @@ from aiohttp_sse import EventSourceResponse
 from motia_sse.api import error_response, json_response
 from motia_sse.config import ApiRouteConfig, EventConfig, Settings
 from motia_sse.disconnect import on_disconnect
-from motia_sse.exceptions import UnknownStreamError, ValidationError
+from motia_sse.exceptions import Refused, UnknownStreamError, ValidationError
 from motia_sse.ids import check_id
 from motia_sse.json_schema import JsonSchema, json_schema
 from motia_sse.loader import LoadedStep, LoadedStream
@@ -21,11 +21,11 @@ from motia_sse.log_buffer import (
     LEVELS,
     LOG_BUFFER,
     LogBuffer,
-    LogEntry,
     LogQuery,
     capture,
     release,
 )
+from motia_sse.log_entry import LogEntry
 from motia_sse.numbers import parse_count
 from motia_sse.runtime import RUNTIME
 
@@ -38,7 +38,7 @@ DEFAULT_LOG_LIMIT = 200
 def add_workbench(app: web.Application, settings: Settings) -> None:
     """Serve `/__motia/*` and the page at `/`; keep the newest log records."""
     static = settings.static_dir or STATIC_DIR
-    app[LOG_BUFFER] = LogBuffer(settings.log_buffer_size)
+    app[LOG_BUFFER] = LogBuffer(settings.log_buffer_size, settings.log_buffer_bytes)
     app.cleanup_ctx.append(_capture_logs)
     app.on_shutdown.append(_end_log_feeds)
     app.router.add_get("/__motia/steps", _steps)
@@ -133,11 +133,27 @@ async def _logs(request: web.Request) -> web.Response:
 
 
 async def _log_feed(request: web.Request) -> web.StreamResponse:
-    """`event: log` per record: the recent matching ones, then each new one."""
+    """`event: log` per record: the recent matching ones, then each new one.
+
+    A log feed counts with the stream feeds against max_feeds and max_feeds_per_client."""
+    runtime = request.app[RUNTIME]
+    client = request.remote or "unknown"  # as the stream feeds count it
     try:
+        runtime.admit_feed(client)
         query, limit, after = _log_query(request)
+    except Refused as exc:
+        return error_response(exc.status, exc.error, exc.details, {"Retry-After": "5"})
     except ValidationError as exc:
         return error_response(400, exc.error, exc.details)
+    runtime.hold_feed(client)
+    try:
+        return await _serve_logs(request, query, limit, after)
+    finally:
+        runtime.release_feed(client)
+
+
+async def _serve_logs(request: web.Request, query: LogQuery, limit: int,
+                      after: int | None) -> web.StreamResponse:
     buffer = request.app[LOG_BUFFER]
     response = EventSourceResponse(
         ping_interval=request.app[RUNTIME].settings.heartbeat_interval)
@@ -165,8 +181,7 @@ async def _send_logs(response: EventSourceResponse, dropped: int,
     if dropped:
         await response.send(orjson.dumps({"dropped": dropped}).decode(), event="dropped")
     for entry in entries:
-        await response.send(orjson.dumps(entry.to_json()).decode(), id=str(entry.seq),
-                            event="log")
+        await response.send(entry.json, id=str(entry.seq), event="log")
 
 
 def _log_query(request: web.Request) -> tuple[LogQuery, int, int | None]:

@@ -59,6 +59,44 @@ async def test_total_feed_limit_is_503(make_client: ClientFactory, settings: Set
         response.close()
 
 
+async def test_log_feeds_count_with_stream_feeds(make_client: ClientFactory,
+                                                settings: Settings) -> None:
+    """A log feed is a feed: it takes a place under max_feeds and max_feeds_per_client,
+    is refused like a stream feed past them, and gives its place back when it ends."""
+    client = await make_client(attrs.evolve(settings, max_feeds=3, max_feeds_per_client=2))
+    held = [await client.get("/streams/progress/g/1"), await client.get("/__motia/logs/feed")]
+    assert [r.status for r in held] == [200, 200]
+    for path in ("/__motia/logs/feed", "/streams/progress/g/2"):
+        refused = await client.get(path)
+        assert refused.status == 429
+        assert refused.headers["Retry-After"] == "5"
+        assert await refused.json() == {
+            "error": "too many feeds from this address",
+            "details": ["127.0.0.1 holds 2 feeds, the limit is 2 (max_feeds_per_client)"]}
+    held.pop().close()
+    async with asyncio.timeout(5):  # the closed log feed is let go, making room again
+        while (again := await client.get("/__motia/logs/feed")).status != 200:
+            await asyncio.sleep(0.02)
+    held.append(again)
+    for response in held:
+        response.close()
+
+
+async def test_log_feeds_past_max_feeds_are_503(make_client: ClientFactory,
+                                                settings: Settings) -> None:
+    """With the server full of stream and log feeds, one more log feed is a 503."""
+    client = await make_client(attrs.evolve(settings, max_feeds=2, max_feeds_per_client=10))
+    held = [await client.get("/streams/progress/h/1"), await client.get("/__motia/logs/feed")]
+    assert [r.status for r in held] == [200, 200]
+    refused = await client.get("/__motia/logs/feed?level=error")
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "5"
+    assert await refused.json() == {"error": "too many open feeds",
+                                    "details": ["the server holds 2 feeds, its limit (max_feeds)"]}
+    for response in held:
+        response.close()
+
+
 async def test_id_length_limit(make_client: ClientFactory, settings: Settings) -> None:
     """Ids longer than max_id_length are 400 on feeds and refused to steps."""
     client = await make_client(attrs.evolve(settings, max_id_length=8))

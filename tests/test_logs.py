@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import attrs
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
-from motia_sse.log_buffer import LOG_BUFFER, LogBuffer, LogEntry, LogQuery, LogSubscription
-from motia_sse.logs import STEP_LOGGER
+from motia_sse.log_buffer import LOG_BUFFER, LogBuffer, LogQuery, LogSubscription
+from motia_sse.log_entry import LogEntry
+from motia_sse.logs import STEP_LOGGER, JsonFormatter
 from tests.conftest import ClientFactory, OpenFeed
 from tests.raw_sse import open_raw
 
@@ -181,6 +186,28 @@ async def test_a_client_that_hangs_up_ends_its_log_feed(
             await asyncio.sleep(0.01)
 
 
+async def test_a_record_is_encoded_once_for_all_its_feeds(
+    log_client: TestClient[Any, Any], open_feed: OpenFeed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing one record to many log feeds makes its JSON once, not once per feed."""
+    url = str(log_client.make_url("/__motia/logs/feed?step=Greet"))
+    feeds = [await open_feed(url) for _ in range(5)]
+    name = f"once-{uuid.uuid4().hex}"
+    dumps, encoded = orjson.dumps, []
+
+    def counted(*args: Any, **kwargs: Any) -> bytes:
+        made = dumps(*args, **kwargs)
+        if b'"message":"greeting"' in made and name.encode() in made:
+            encoded.append(made)
+        return made
+
+    monkeypatch.setattr(orjson, "dumps", counted)
+    await greet(log_client, name)
+    for feed in feeds:
+        assert (await feed.next()).json()["fields"] == {"name": name, "times": 2}
+    assert len(encoded) == 1
+
+
 @pytest.mark.parametrize(("query", "detail"), [
     ("level=loud", "level: expected one of debug, info, warning, error, critical, got 'loud'"),
     ("limit=0", "limit: expected 1 to 5000, got '0'"),
@@ -210,6 +237,7 @@ async def test_feed_ignores_a_last_event_id_that_is_no_seq(
     stays open."""
     await greet(log_client, "kept")
     await logs(log_client, "step=Greeted", count=1)
+    assert log_client.port is not None
     feed = await open_raw(log_client.port, "/__motia/logs/feed?step=Greeted",
                           last_event_id=last_event_id)
     try:
@@ -234,6 +262,61 @@ async def test_app_buffer_keeps_only_the_newest(
     assert [(r["fields"]["name"], r["level"]) for r in kept] == [
         ("c", "warning"), ("d", "info"), ("d", "warning")]
     assert len(client.app[LOG_BUFFER]) == 3
+
+
+async def test_buffer_is_bounded_in_bytes_and_cuts_long_fields(
+    make_client: ClientFactory, log_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records with 1 MB fields: the buffer keeps them cut short, within log_buffer_bytes;
+    the log output gets each record whole."""
+    bound = 256 * 1024
+    client = await make_client(attrs.evolve(log_settings, log_buffer_bytes=bound,
+                                            max_body_size=2 * 1024 * 1024))
+    buffer = client.app[LOG_BUFFER]
+    big = "x" * 1_000_000
+    with caplog.at_level(logging.INFO):
+        for n in range(20):
+            trace = await greet(client, f"{n:02}{big}")
+            await logs(client, f"trace_id={trace}", count=2)
+            assert buffer.size <= bound
+        kept = await logs(client, f"trace_id={trace}", count=2)
+    assert 2 < len(buffer) < 40, "old records were dropped for the bytes, not the count"
+    for record in kept:
+        name = record["fields"]["name"]
+        assert name.startswith("19xxx")
+        assert name.endswith("\u2026 (truncated, 1000002 bytes)")
+        assert len(name) < 20_000
+    output = [JsonFormatter().format(r) for r in caplog.records
+              if getattr(r, "trace_id", None) == trace]
+    assert len(output) == 2
+    assert all(f"19{big}" in line for line in output)
+
+
+def test_long_message_fields_and_exception_are_cut_in_the_buffer_only() -> None:
+    """Message, each field and the exception text are cut, saying how long they were;
+    the record itself, which the log output formats, is untouched."""
+    made = record("m" * 100_000)
+    fields = {"rows": list(range(30_000)), "small": {"a": [1, 2]}, "text": "\u00e9" * 50_000}
+    made.fields = fields
+    try:
+        raise RuntimeError("e" * 100_000)
+    except RuntimeError:
+        made.exc_info = sys.exc_info()
+    kept = LogBuffer().add(made)
+    assert kept.message.startswith("mmm")
+    assert kept.message.endswith("m\u2026 (truncated, 100000 bytes)")
+    assert kept.fields["small"] == {"a": [1, 2]}
+    rows = kept.fields["rows"]
+    assert rows.startswith("[0,1,2,")
+    assert rows.endswith(f"\u2026 (truncated, {len(orjson.dumps(list(range(30_000))))} bytes)")
+    assert kept.fields["text"].endswith("\u2026 (truncated, 100000 bytes)")
+    assert kept.exception is not None
+    assert kept.exception.startswith("Traceback")
+    assert re.search(r"e\u2026 \(truncated, \d+ bytes\)$", kept.exception)
+    assert len(kept.json) < 80_000
+    assert made.getMessage() == "m" * 100_000
+    assert len(fields["text"]) == 50_000
+    assert "e" * 100_000 in JsonFormatter().format(made)
 
 
 def test_buffer_is_bounded_and_filters() -> None:
