@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
+from redis.asyncio import Redis
 
 from motia_sse import Settings
 from motia_sse.runtime import RUNTIME
@@ -284,3 +285,33 @@ async def test_sets_succeed_at_once_when_redis_is_back(
     forgetful_redis.start()
     assert await put_many(3) == [200] * 30
     assert "Traceback" not in server.output()
+
+
+async def test_a_dropped_subscription_ends_the_feeds_even_when_redis_py_resubscribes(
+    forgetful_redis: RedisServer, cluster: Callable[..., ServerProcess],
+    session: aiohttp.ClientSession
+) -> None:
+    """Redis cuts the pub/sub connection (as it does a slow subscriber's) and redis-py
+    reconnects by itself: changes published in between are lost to the process, so its
+    feeds end and their clients resume with Last-Event-ID."""
+    server = cluster(forgetful_redis.url)
+    await put(session, server, "cut", "x", 1)
+    async with session.get(f"{server.url}/streams/cells/cut/x") as response:
+        feed = SseReader(response)
+        assert (await feed.next()).json()["value"] == 1
+        async with Redis.from_url(forgetful_redis.url) as redis:
+            assert await redis.client_kill_filter(_type="pubsub") == 1
+        with pytest.raises(EOFError):
+            await _read_until_closed(feed)
+    assert "Redis pub/sub lost" in server.output()
+    resumed = await session.get(f"{server.url}/streams/cells/cut/x",
+                                headers={"Last-Event-ID": feed.last_id or ""})
+    await put(session, server, "cut", "x", 2)
+    assert (await SseReader(resumed).next()).json()["value"] == 2
+    resumed.close()
+
+
+async def _read_until_closed(feed: SseReader) -> None:
+    """Read heartbeats and events until the server ends the feed (EOFError)."""
+    while True:
+        await feed.next(within=10)

@@ -88,9 +88,22 @@ class RedisFanout:
             if not first:
                 log.info("Redis pub/sub back; ending open feeds so their clients resume")
                 self._on_gap()
-            async for message in pubsub.listen():
-                if message["type"] == "message":
-                    self._dispatch(message["channel"], message["data"])
+            connection = pubsub.connection
+            assert connection is not None
+            # redis-py also reconnects a dropped connection by itself (the pool's retry)
+            # and subscribes again: what was published in between is lost just the same.
+            connection.register_connect_callback(self._resubscribed)
+            try:
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        self._dispatch(message["channel"], message["data"])
+            finally:  # the connection goes back to the pool, for others to use
+                connection.deregister_connect_callback(self._resubscribed)
+
+    def _resubscribed(self, _: object) -> None:
+        log.warning("Redis pub/sub lost and resubscribed; ending open feeds so their clients "
+                    "resume")
+        self._on_gap()
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         try:
