@@ -313,7 +313,7 @@ def test_long_message_fields_and_exception_are_cut_in_the_buffer_only() -> None:
     assert kept.exception is not None
     assert kept.exception.startswith("Traceback")
     assert re.search(r"e\u2026 \(truncated, \d+ bytes\)$", kept.exception)
-    assert len(kept.json) < 80_000
+    assert kept.size < 80_000
     assert made.getMessage() == "m" * 100_000
     assert len(fields["text"]) == 50_000
     assert "e" * 100_000 in JsonFormatter().format(made)
