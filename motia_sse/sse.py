@@ -81,9 +81,7 @@ def _feed_handler(parse: Parse, doc: str) -> FeedHandler:
             last_seen = request.headers.get("Last-Event-ID")
             retry: tuple[Hashable, Frame] = ("retry", runtime.retry_frame)
             try:
-                initial = [retry]
-                for sub in subs:
-                    initial += await _initial(runtime, sub, last_seen)
+                initial = [retry, *await _initial_state(runtime, subs, last_seen)]
             except Exception as exc:  # the store is away (Redis restarting, say)
                 log.warning("%s: cannot read the current state (%s: %s); ending the feed, "
                             "its client reconnects", request.path_qs, type(exc).__name__, exc)
@@ -160,8 +158,16 @@ def _subscription(runtime: Runtime, kind: FeedKind, stream: str, group: str,
     return Subscription(kind, stream, group, item)
 
 
-async def _initial(runtime: Runtime, sub: Subscription,
-                   last_seen: str | None) -> list[tuple[Hashable, Frame]]:
+async def _initial_state(runtime: Runtime, subs: list[Subscription],
+                         last_seen: str | None) -> list[tuple[Hashable, Frame]]:
+    """What a feed sends on connect, for all its subscriptions."""
+    in_history: dict[str, bool] = {}  # by stream: the store is asked once per feed
+    return [frame for sub in subs for frame in await _initial(runtime, sub, last_seen,
+                                                                in_history)]
+
+
+async def _initial(runtime: Runtime, sub: Subscription, last_seen: str | None,
+                   in_history: dict[str, bool]) -> list[tuple[Hashable, Frame]]:
     """What a subscription sends on connect, given the client's Last-Event-ID.
 
     Single feeds compare the exact version they sent. A multiplexed feed's id is the
@@ -170,8 +176,8 @@ async def _initial(runtime: Runtime, sub: Subscription,
     stream = runtime.streams[sub.stream]
     shared = stream.shared_versions
     scope = tuple(sub)
-    if last_seen is not None and sub.kind.multiplexed and not await _in_history(stream,
-                                                                                 last_seen):
+    if last_seen is not None and sub.kind.multiplexed and not await _in_history(
+            stream, last_seen, in_history):
         shared = False  # the client's mark predates what the store knows: resend all
     if sub.kind.watches_group:
         group = await stream.stored_group(sub.group)
@@ -204,9 +210,11 @@ def _mark(last_seen: str) -> int | None:
     return parse_count(last_seen, max_digits=20)
 
 
-async def _in_history(stream: Stream[Any], last_seen: str) -> bool:
-    mark = _mark(last_seen)
-    return mark is not None and mark >= await stream.history_start()
+async def _in_history(stream: Stream[Any], last_seen: str, known: dict[str, bool]) -> bool:
+    if stream.name not in known:
+        mark = _mark(last_seen)
+        known[stream.name] = mark is not None and mark >= await stream.history_start()
+    return known[stream.name]
 
 
 def _is_current(kind: FeedKind, version: int, last_seen: str | None, shared: bool) -> bool:
