@@ -174,6 +174,11 @@ def serve(settings: Settings, reuse_port: bool = False, reloadable: bool = False
     except BackendUnavailable as exc:
         print(f"motia-sse: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # binding the port: in use, or not this machine's address
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"motia-sse: cannot listen on {settings.host}:{settings.port}: {reason}",
+              file=sys.stderr)
+        return 1
     return RESTART if RELOADER in app and app[RELOADER].restart else 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -37,6 +38,28 @@ def test_flags_then_environment_then_defaults() -> None:
     assert settings.host == "0.0.0.0"
     assert parse_settings(["dev"], {}).host == "localhost"
     assert parse_settings(["dev"], {}).port == 3000
+
+
+def test_dev_is_dev_and_start_is_not() -> None:
+    """`dev`, and the server dev's watcher runs, serve the step author; `start` does not."""
+    assert parse_settings(["dev"], {}).dev
+    assert parse_settings(["start", "--reload-in-place"], {}).dev
+    assert not parse_settings(["start"], {}).dev
+
+
+def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    """Another program listens on the port: exit 1 with one line naming the address."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli("start", "--host", "127.0.0.1", "--port", str(port), "--steps",
+                       str(EXAMPLE_STEPS), "--store", "memory", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("motia-sse:")]
+    assert line.startswith(f"motia-sse: cannot listen on 127.0.0.1:{port}: ")
+    assert "address already in use" in line.lower()
 
 
 def test_bad_environment_value_is_a_clear_error() -> None:
