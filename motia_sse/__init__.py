@@ -1,18 +1,18 @@
 """motia_sse: step files served as REST routes, event steps and live SSE stream feeds."""
 
-from motia_sse.api import ApiRequest, ApiResponse
-from motia_sse.app import create_app
-from motia_sse.config import (
+from motia_sse.exceptions import LoadError, LoadErrors, ValidationError
+from motia_sse.http.app import create_app
+from motia_sse.run.api_route import ApiRequest, ApiResponse
+from motia_sse.run.config import (
     ApiRouteConfig,
     BaseConfig,
     CronConfig,
     EventConfig,
     QueryParam,
-    Settings,
     StreamConfig,
 )
-from motia_sse.context import FlowContext
-from motia_sse.exceptions import LoadError, LoadErrors, ValidationError
+from motia_sse.run.context import FlowContext
+from motia_sse.settings import Settings
 from motia_sse.streams.store import Change, StoredItem, StreamStore
 from motia_sse.streams.stream import Stream, StreamChannel, StreamEvent, StreamItem
 

@@ -12,12 +12,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from motia_sse.config import Settings
 from motia_sse.exceptions import MotiaError
 from motia_sse.queue.base import EventQueue, RetryPolicy
 from motia_sse.queue.memory import MemoryQueue
 from motia_sse.queue.redis_queue import RedisQueue
 from motia_sse.queue.sqlite_queue import SqliteQueue
+from motia_sse.settings import Settings
 from motia_sse.streams.fanout import Fanout, LocalFanout
 from motia_sse.streams.hub import Hub
 from motia_sse.streams.memory_store import MemoryStore

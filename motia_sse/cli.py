@@ -18,13 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from motia_sse.app import create_app, server_options
 from motia_sse.backend import BackendUnavailable
-from motia_sse.config import ApiRouteConfig, Settings
 from motia_sse.exceptions import LoadErrors
-from motia_sse.hot_reload import RELOADER, RESTART
-from motia_sse.loader import Project, load_project
-from motia_sse.logs import setup_logging
+from motia_sse.http.app import create_app, server_options
+from motia_sse.logs.output import setup_logging
+from motia_sse.process.in_place_reload import RELOADER, RESTART
+from motia_sse.run.config import ApiRouteConfig
+from motia_sse.run.loader import Project, load_project
+from motia_sse.settings import Settings
 
 log = logging.getLogger("motia_sse")
 
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     args = _parser(env).parse_args(argv)
     if args.command == "new":
-        from motia_sse.scaffold import create_project
+        from motia_sse.process.scaffold import create_project
 
         return create_project(args.name)
     if args.command == "steps":
@@ -147,11 +148,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     settings = settings_from(args)
     given = list(argv if argv is not None else sys.argv[1:])
     if args.command == "dev" and not args.no_reload:
-        from motia_sse.reload import serve_with_reload
+        from motia_sse.process.dev_watcher import serve_with_reload
 
         return serve_with_reload(settings, given)
     if args.command == "start" and args.workers > 1:
-        from motia_sse.workers import serve_workers
+        from motia_sse.process.worker_processes import serve_workers
 
         return serve_workers(settings, given, args.workers)
     return serve(settings, reuse_port=getattr(args, "reuse_port", False),

@@ -9,15 +9,15 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from motia_sse.access import AccessControl
 from motia_sse.backend import Backend, open_backend
-from motia_sse.config import Settings
-from motia_sse.context import ContextFactory, Emitter, Streams
-from motia_sse.cron import CronScheduler
 from motia_sse.exceptions import Refused
-from motia_sse.loader import LoadedStep, Project
-from motia_sse.queue.worker import Worker
-from motia_sse.state import State
+from motia_sse.http.access import AccessControl
+from motia_sse.run.context import ContextFactory, Emitter, Streams
+from motia_sse.run.cron import CronScheduler
+from motia_sse.run.event_worker import Worker
+from motia_sse.run.loader import LoadedStep, Project
+from motia_sse.run.state import State
+from motia_sse.settings import Settings
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Hub

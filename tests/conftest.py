@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from motia_sse import Settings, create_app
-from motia_sse.app import server_options
+from motia_sse.http.app import server_options
 from tests.fake_openai import FakeOpenAI
 from tests.sse_parse import SseReader
 

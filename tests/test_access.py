@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
 from motia_sse.exceptions import LoadErrors
-from motia_sse.loader import load_project
+from motia_sse.run.loader import load_project
 from motia_sse.runtime import RUNTIME
 from tests.conftest import ClientFactory, OpenFeed
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from aiohttp.http_exceptions import BadHttpMessage
 
-from motia_sse.logs import setup_logging
+from motia_sse.logs.output import setup_logging
 from tests.conftest import EXAMPLE_STEPS, ServerProcess
 
 MakeServer = Callable[..., ServerProcess]

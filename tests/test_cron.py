@@ -13,7 +13,7 @@ import pytest
 
 from motia_sse import Settings
 from motia_sse.exceptions import LoadErrors
-from motia_sse.loader import load_project
+from motia_sse.run.loader import load_project
 from motia_sse.runtime import RUNTIME
 from tests.conftest import ClientFactory, RedisServer, ServerProcess
 from tests.sse_parse import SseReader

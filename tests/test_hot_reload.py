@@ -18,8 +18,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings, create_app
-from motia_sse.hot_reload import RELOADER
-from motia_sse.loader import load_project
+from motia_sse.process.in_place_reload import RELOADER
+from motia_sse.run.loader import load_project
 from motia_sse.runtime import RUNTIME, Runtime
 from tests.conftest import ClientFactory, OpenFeed
 from tests.work_steps import NOTES_STREAM

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from motia_sse.disconnect import SEND_TIMEOUT
+from motia_sse.http.disconnect import SEND_TIMEOUT
 from motia_sse.runtime import RUNTIME
 from motia_sse.streams.memory_store import MemoryStore
 from motia_sse.streams.stream import StreamChannel, StreamEvent

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from motia_sse.config import EventConfig
 from motia_sse.exceptions import LoadErrors
-from motia_sse.loader import load_project
+from motia_sse.run.config import EventConfig
+from motia_sse.run.loader import load_project
 from tests.conftest import EXAMPLE_STEPS, free_port
 
 RESERVED = "(/streams, /__motia, /openapi.json)"
@@ -253,12 +253,12 @@ def test_unheard_topic_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture,
     lonely = write(tmp_path / "lonely_step.py",
                    api_step("Lonely", "/lonely", "POST", emits=("heard", "unheard")))
     write(tmp_path / "listener_step.py", event_step("Listener", subscribes=("heard",)))
-    with caplog.at_level(logging.WARNING, logger="motia_sse.loader"):
+    with caplog.at_level(logging.WARNING, logger="motia_sse.run.loader"):
         project = load_project(tmp_path)
     expected = f"{lonely}: step 'Lonely' emits 'unheard', but no step subscribes to it"
     assert project.warnings == [expected]
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
-        ("motia_sse.loader", logging.WARNING, expected),
+        ("motia_sse.run.loader", logging.WARNING, expected),
     ]
 
 

@@ -17,9 +17,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
-from motia_sse.log_buffer import LOG_BUFFER, LogBuffer, LogQuery, LogSubscription
-from motia_sse.log_entry import LogEntry
-from motia_sse.logs import STEP_LOGGER, JsonFormatter
+from motia_sse.logs.buffer import LOG_BUFFER, LogBuffer, LogQuery, LogSubscription
+from motia_sse.logs.entry import LogEntry
+from motia_sse.logs.output import JsonFormatter
+from motia_sse.logs.step_logger import STEP_LOGGER
 from tests.conftest import ClientFactory, OpenFeed
 from tests.raw_sse import open_raw
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from motia_sse.numbers import parse_count
+from motia_sse.http.numbers import parse_count
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -13,10 +13,10 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from motia_sse import Settings, create_app
-from motia_sse.config import ApiRouteConfig
-from motia_sse.json_schema import json_schema
-from motia_sse.loader import load_project
-from motia_sse.openapi import add_openapi, openapi_document
+from motia_sse.http.json_schema import json_schema
+from motia_sse.http.openapi import add_openapi, openapi_document
+from motia_sse.run.config import ApiRouteConfig
+from motia_sse.run.loader import load_project
 from tests.conftest import ClientFactory
 
 USERS_STEP = '''

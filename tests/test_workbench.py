@@ -13,7 +13,7 @@ from yarl import URL
 
 from motia_sse.converter import structure
 from motia_sse.exceptions import ValidationError
-from motia_sse.json_schema import json_schema
+from motia_sse.http.json_schema import json_schema
 from motia_sse.runtime import RUNTIME
 
 PROMPT_SCHEMA = {"title": "Prompt", "type": "object", "properties": {"message": {"type": "string"}},

@@ -1,1 +1,1 @@
-"""Event steps: the queue protocol, its in-process implementation, the worker."""
+"""Event queues: the protocol and its backends (in process, SQLite, Redis Streams)."""

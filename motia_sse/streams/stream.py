@@ -7,11 +7,11 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from motia_sse.config import StreamConfig
 from motia_sse.converter import converter, structure, unstructure
 from motia_sse.exceptions import ValidationError
-from motia_sse.ids import MAX_ID_LENGTH, check_id
+from motia_sse.run.config import StreamConfig
 from motia_sse.streams.fanout import Fanout
+from motia_sse.streams.ids import MAX_ID_LENGTH, check_id
 from motia_sse.streams.store import Change, GroupSnapshot, JsonObject, StoredItem, StreamStore
 
 T = TypeVar("T")

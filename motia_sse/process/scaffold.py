@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "steps"
+EXAMPLES = Path(__file__).resolve().parents[2] / "steps"
 
 MAKEFILE = """\
 PYTHON ?= {python}

@@ -12,10 +12,10 @@ from typing import Any, cast
 import attrs
 from croniter import croniter
 
-from motia_sse.context import ContextFactory, new_trace_id
-from motia_sse.loader import LoadedStep
+from motia_sse.run.context import ContextFactory, new_trace_id
+from motia_sse.run.loader import LoadedStep
+from motia_sse.run.tracebacks import line_in
 from motia_sse.tasks import cancel_and_wait
-from motia_sse.tracebacks import line_in
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import sys
 import time
 from types import FrameType
 
-from motia_sse.config import Settings
+from motia_sse.settings import Settings
 
 log = logging.getLogger("motia_sse")
 

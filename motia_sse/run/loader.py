@@ -16,10 +16,10 @@ from typing import Any
 import attrs
 from croniter import croniter
 
-from motia_sse.config import ApiRouteConfig, CronConfig, EventConfig, StepConfig, StreamConfig
 from motia_sse.exceptions import LoadError, LoadErrors
-from motia_sse.ids import is_stream_name
-from motia_sse.tracebacks import line_in
+from motia_sse.run.config import ApiRouteConfig, CronConfig, EventConfig, StepConfig, StreamConfig
+from motia_sse.run.tracebacks import line_in
+from motia_sse.streams.ids import is_stream_name
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from collections import deque
 import attrs
 from aiohttp import web
 
-from motia_sse.log_entry import LogEntry, make_entry
-from motia_sse.logs import STEP_LOGGER
+from motia_sse.logs.entry import LogEntry, make_entry
+from motia_sse.logs.step_logger import STEP_LOGGER
 
 PACKAGE_LOGGER = "motia_sse"
 DEFAULT_CAPACITY = 5000
@@ -269,4 +269,4 @@ def release(handler: BufferHandler) -> None:
             steps.setLevel(logging.NOTSET)
 
 
-LOG_BUFFER = web.AppKey("motia_sse.log_buffer", LogBuffer)
+LOG_BUFFER = web.AppKey("motia_sse.logs.buffer", LogBuffer)

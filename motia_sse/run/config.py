@@ -1,15 +1,15 @@
-"""What a step or stream file declares, and the server's settings."""
+"""What a step or stream file declares: streams, API, event and cron steps."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 if TYPE_CHECKING:
     from motia_sse.streams.store import StreamStore
+
 
 def _strings(items: Iterable[str]) -> tuple[str, ...]:
     # Lists read better in a step file; tuples keep a frozen config frozen.
@@ -21,7 +21,6 @@ def _params(items: Iterable[QueryParam]) -> tuple[QueryParam, ...]:
 
 
 StorageType = Literal["default", "custom"]
-StoreKind = Literal["sqlite", "memory"]
 
 
 @attrs.frozen
@@ -92,52 +91,3 @@ class CronConfig:
 
 
 StepConfig = ApiRouteConfig | EventConfig | CronConfig
-
-
-@attrs.frozen
-class Settings:
-    """Everything the server is told at start-up; read once, then passed in."""
-
-    host: str = "127.0.0.1"
-    port: int = 3000
-    # `motia-sse dev`: for the person writing the steps (a failing step's answer names
-    # its file and line); `start` faces the internet and tells less.
-    dev: bool = False
-    steps_dir: Path = Path("steps")
-    store: StoreKind = "sqlite"
-    data_dir: Path = Path(".motia")
-    # Seconds between heartbeat comments on idle feeds.
-    heartbeat_interval: float = 15.0
-    # Subscriptions one multiplexed feed may carry.
-    max_subscriptions: int = 100
-    # Feeds open at once: in all (past it, 503), and from one client address (429).
-    max_feeds: int = 10_000
-    max_feeds_per_client: int = 200
-    # Longest group or item id, in characters.
-    max_id_length: int = 256
-    # Largest request body, in bytes (413 past it).
-    max_body_size: int = 1024 * 1024
-    # Largest request line or header field, in bytes (400 past it).
-    max_header_size: int = 8190
-    # Milliseconds a browser waits before reconnecting, sent once per feed.
-    retry_ms: int = 2000
-    # Event-step handlers allowed to run at once.
-    max_concurrent_handlers: int = 64
-    # Seconds shutdown waits for running handlers before cancelling them.
-    shutdown_timeout: float = 10.0
-    # Tries of a failing event handler before its event is dead-lettered.
-    max_attempts: int = 3
-    # Seconds before the first retry of a failed event; doubles with each attempt.
-    retry_backoff: float = 0.5
-    # Redis queue: seconds an event may stay with a silent process before another
-    # process claims it. Keep it above your slowest handler's run time.
-    visibility_timeout: float = 60.0
-    static_dir: Path | None = None
-    # Log records the workbench keeps (per process) for /__motia/logs: at most this
-    # many, and this many bytes of their JSON (each long message or field cut short).
-    log_buffer_size: int = 5000
-    log_buffer_bytes: int = 4 * 1024 * 1024
-    # Redis for items, feeds across processes and the event queue; None: embedded.
-    redis_url: str | None = None
-    # Prefix of every Redis key and channel, so that apps can share one Redis.
-    redis_prefix: str = "motia"

@@ -12,17 +12,18 @@ import attrs
 import orjson
 from aiohttp import web
 
-from motia_sse.api import TRACE_HEADER, json_response
-from motia_sse.config import ApiRouteConfig, Settings
-from motia_sse.json_schema import JsonSchema, json_schema
-from motia_sse.loader import Project
+from motia_sse.http.json_schema import JsonSchema, json_schema
+from motia_sse.http.responses import TRACE_HEADER, json_response
+from motia_sse.run.config import ApiRouteConfig
+from motia_sse.run.loader import Project
 from motia_sse.runtime import RUNTIME
+from motia_sse.settings import Settings
 
 OPENAPI_VERSION = "3.1.0"
 FEED_TAG = "streams"
 # aiohttp's `{name}` and `{name:regex}` segments; a regex may hold one level of braces.
 _PARAM = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*)(?::(?P<regex>(?:[^{}]|\{[^{}]*\})+))?\}")
-# What motia_sse.ids.check_id accepts. `(?![\s\S])` is the end of the string in both
+# What motia_sse.streams.ids.check_id accepts. `(?![\s\S])` is the end of the string in both
 # ECMA-262 and Python, whose `$` would also match before a final newline.
 _ID_PATTERN = r"^(?!\.\.?(?![\s\S]))[^/\u0000-\u001f\u007f]+(?![\s\S])"
 _COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")

@@ -8,14 +8,16 @@ from typing import Any
 
 from aiohttp import web
 
-from motia_sse.api import error_response, route_handler
-from motia_sse.config import ApiRouteConfig, Settings
-from motia_sse.hot_reload import make_reloadable
-from motia_sse.loader import Project, load_project
-from motia_sse.openapi import add_openapi
+from motia_sse.http.feeds import group_feed, item_feed, multiplexed_feed
+from motia_sse.http.openapi import add_openapi
+from motia_sse.http.responses import error_response
+from motia_sse.http.workbench import add_workbench
+from motia_sse.process.in_place_reload import make_reloadable
+from motia_sse.run.api_route import route_handler
+from motia_sse.run.config import ApiRouteConfig
+from motia_sse.run.loader import Project, load_project
 from motia_sse.runtime import RUNTIME, build_runtime
-from motia_sse.sse import group_feed, item_feed, multiplexed_feed
-from motia_sse.workbench import add_workbench
+from motia_sse.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,12 @@ import orjson
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from motia_sse.api import error_response, json_response
-from motia_sse.config import ApiRouteConfig, EventConfig, Settings
-from motia_sse.disconnect import on_disconnect
 from motia_sse.exceptions import Refused, UnknownStreamError, ValidationError
-from motia_sse.ids import check_id
-from motia_sse.json_schema import JsonSchema, json_schema
-from motia_sse.loader import LoadedStep, LoadedStream
-from motia_sse.log_buffer import (
+from motia_sse.http.disconnect import on_disconnect
+from motia_sse.http.json_schema import JsonSchema, json_schema
+from motia_sse.http.numbers import parse_count
+from motia_sse.http.responses import error_response, json_response
+from motia_sse.logs.buffer import (
     LEVELS,
     LOG_BUFFER,
     LogBuffer,
@@ -25,11 +23,14 @@ from motia_sse.log_buffer import (
     capture,
     release,
 )
-from motia_sse.log_entry import LogEntry
-from motia_sse.numbers import parse_count
+from motia_sse.logs.entry import LogEntry
+from motia_sse.run.config import ApiRouteConfig, EventConfig
+from motia_sse.run.loader import LoadedStep, LoadedStream
 from motia_sse.runtime import RUNTIME
+from motia_sse.settings import Settings
+from motia_sse.streams.ids import check_id
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 LOG_PARAMS = ("trace_id", "step", "level", "limit", "after")
 MAX_LOG_LIMIT = 5000
 DEFAULT_LOG_LIMIT = 200

@@ -7,13 +7,13 @@ import logging
 
 import attrs
 
-from motia_sse.context import ContextFactory
 from motia_sse.converter import structure
 from motia_sse.exceptions import ValidationError
-from motia_sse.loader import LoadedStep
 from motia_sse.queue.base import Delivery, EventQueue
+from motia_sse.run.context import ContextFactory
+from motia_sse.run.loader import LoadedStep
+from motia_sse.run.tracebacks import describe, line_in
 from motia_sse.tasks import cancel_and_wait
-from motia_sse.tracebacks import describe, line_in
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,16 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from motia_sse.access import StreamSubscription
-from motia_sse.api import error_response
-from motia_sse.disconnect import unwatch, watch
 from motia_sse.exceptions import Refused, UnknownStreamError, ValidationError
-from motia_sse.ids import check_id
-from motia_sse.numbers import parse_count
+from motia_sse.http.access import StreamSubscription
+from motia_sse.http.disconnect import unwatch, watch
+from motia_sse.http.numbers import parse_count
+from motia_sse.http.responses import error_response
 from motia_sse.runtime import RUNTIME, Runtime
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Subscription
+from motia_sse.streams.ids import check_id
 from motia_sse.streams.stream import Stream
 from motia_sse.streams.wire import FeedKind, gone_frame, item_frame, sync_frame
 

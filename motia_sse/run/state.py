@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from motia_sse.converter import unstructure
-from motia_sse.ids import check_id
+from motia_sse.streams.ids import check_id
 from motia_sse.streams.store import StreamStore
 
 # Not a valid stream name for users (loader refuses leading "__"); no feed serves it.

@@ -11,17 +11,17 @@ import orjson
 from aiohttp import web
 
 from motia_sse.backend import is_outage
-from motia_sse.config import ApiRouteConfig
-from motia_sse.context import ContextFactory, FlowContext, new_trace_id
 from motia_sse.converter import structure, to_json
 from motia_sse.exceptions import InvalidId, ValidationError
-from motia_sse.loader import LoadedStep
-from motia_sse.tracebacks import describe, line_in
+from motia_sse.http.responses import JSON_HEADERS, TRACE_HEADER, error_response
+from motia_sse.run.config import ApiRouteConfig
+from motia_sse.run.context import ContextFactory, FlowContext, new_trace_id
+from motia_sse.run.loader import LoadedStep
+from motia_sse.run.tracebacks import describe, line_in
 
 log = logging.getLogger(__name__)
 
 B = TypeVar("B")
-TRACE_HEADER = "x-trace-id"
 
 
 @attrs.frozen
@@ -41,21 +41,6 @@ class ApiResponse:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = attrs.Factory(dict)
-
-
-def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
-    """A JSON response encoded with the project's converter."""
-    return web.Response(status=status, body=to_json(body),
-                        headers={**_JSON, **headers} if headers else _JSON)
-
-
-_JSON = {"Content-Type": "application/json"}
-
-
-def error_response(status: int, error: str, details: list[str] | None = None,
-                   headers: Mapping[str, str] | None = None) -> web.Response:
-    """`{"error": ..., "details": [...]}`: every refusal the server gives has this shape."""
-    return json_response(status, {"error": error, "details": details or []}, headers)
 
 
 class RouteHandler(Protocol):
@@ -92,9 +77,9 @@ def route_handler(step: LoadedStep, contexts: ContextFactory,
                 refusal.force_close()  # the connection's framing is lost with its body
             return refusal
         # Run inline: the server does not cancel handlers when a client hangs up
-        # (motia_sse.disconnect), so none is cut off between two writes.
+        # (motia_sse.http.disconnect), so none is cut off between two writes.
         status, body, extra = await _call(step, req, contexts(step, trace_id), show_where)
-        return web.Response(status=status, body=body, headers={**_JSON, **extra, **headers})
+        return web.Response(status=status, body=body, headers={**JSON_HEADERS, **extra, **headers})
 
     return handle
 

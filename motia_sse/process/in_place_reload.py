@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Sequence
 import attrs
 from aiohttp import web
 
-from motia_sse.api import RouteHandler, route_handler
-from motia_sse.config import ApiRouteConfig
-from motia_sse.context import ContextFactory
 from motia_sse.exceptions import LoadErrors
-from motia_sse.loader import LoadedStep, load_project
+from motia_sse.run.api_route import RouteHandler, route_handler
+from motia_sse.run.config import ApiRouteConfig
+from motia_sse.run.context import ContextFactory
+from motia_sse.run.loader import LoadedStep, load_project
 from motia_sse.runtime import RUNTIME
 
 log = logging.getLogger("motia_sse")

@@ -9,10 +9,10 @@ import attrs
 
 from motia_sse.converter import unstructure
 from motia_sse.exceptions import UndeclaredEmitError, UnknownStreamError
-from motia_sse.loader import LoadedStep, Project
-from motia_sse.logs import StepLogger
+from motia_sse.logs.step_logger import StepLogger
 from motia_sse.queue.base import Delivery, EventQueue
-from motia_sse.state import State
+from motia_sse.run.loader import LoadedStep, Project
+from motia_sse.run.state import State
 from motia_sse.streams.stream import Stream
 
 _random_hex: list[str] = []

@@ -21,8 +21,8 @@ from types import FrameType
 
 from watchfiles import PythonFilter, watch
 
-from motia_sse.config import Settings
-from motia_sse.hot_reload import RESTART
+from motia_sse.process.in_place_reload import RESTART
+from motia_sse.settings import Settings
 
 log = logging.getLogger("motia_sse")
 

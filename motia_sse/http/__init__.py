@@ -1,0 +1,1 @@
+"""The HTTP edge: the app, feed handlers, workbench, OpenAPI, access rules, responses."""

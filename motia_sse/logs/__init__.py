@@ -1,0 +1,1 @@
+"""Logs: structured output, the step logger, the workbench's buffer of recent records."""

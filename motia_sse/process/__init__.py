@@ -1,0 +1,1 @@
+"""Processes: the dev watcher, in-place reload, the --workers supervisor, scaffolding."""
