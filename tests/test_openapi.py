@@ -306,16 +306,32 @@ def test_recursive_class_moves_to_components(custom_document: dict[str, Any]) ->
 
 
 def test_steps_without_schemas(custom_document: dict[str, Any]) -> None:
-    """No body schema: a GET documents no body and no 400; a POST an optional JSON body.
-    No response schema: a `default` response."""
+    """No body schema: a GET documents no body, and a 400 only for an id the handler took
+    from the request; a POST an optional JSON body. No response schema: a `default`."""
     ping = custom_document["paths"]["/ping"]["get"]
     assert "requestBody" not in ping
-    assert list(ping["responses"]) == ["500", "default"]
+    assert list(ping["responses"]) == ["400", "500", "default"]
+    assert ping["responses"]["400"]["description"] == (
+        "An id the handler took from the request cannot be one")
     invite = custom_document["paths"]["/invites"]["post"]
     assert invite["requestBody"] == {"required": False,
                                      "content": {"application/json": {"schema": {}}}}
     assert list(invite["responses"]) == ["200", "202", "400", "413", "500"]
     assert ping["summary"] == "Ping"
+
+
+def test_on_redis_a_step_may_answer_503() -> None:
+    """With Redis, every API step documents the 503 it answers while Redis is away."""
+    project = load_project(Path(__file__).resolve().parent.parent / "steps")
+    embedded = openapi_document(project, Settings())
+    on_redis = openapi_document(project, Settings(redis_url="redis://127.0.0.1:6379/0"))
+    for path, methods in on_redis["paths"].items():
+        for method, operation in methods.items():
+            if path.startswith("/streams"):
+                continue
+            assert operation["responses"]["503"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/StepFailure"}
+            assert "503" not in embedded["paths"][path][method]["responses"]
 
 
 def test_request_body_schema_is_json_schema_of_the_class() -> None:

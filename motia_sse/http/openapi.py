@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from motia_sse.http.json_schema import JsonSchema, json_schema
+from motia_sse.http.openapi_feeds import FEED_TAG, feed_paths, json_content
 from motia_sse.http.responses import TRACE_HEADER, json_response
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.loader import Project
@@ -20,12 +21,8 @@ from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
 
 OPENAPI_VERSION = "3.1.0"
-FEED_TAG = "streams"
 # aiohttp's `{name}` and `{name:regex}` segments; a regex may hold one level of braces.
 _PARAM = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*)(?::(?P<regex>(?:[^{}]|\{[^{}]*\})+))?\}")
-# What motia_sse.streams.ids.check_id accepts. `(?![\s\S])` is the end of the string in both
-# ECMA-262 and Python, whose `$` would also match before a final newline.
-_ID_PATTERN = r"^(?!\.\.?(?![\s\S]))[^/\u0000-\u001f\u007f]+(?![\s\S])"
 _COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _BODY_METHODS = ("post", "put", "patch")
 
@@ -49,7 +46,7 @@ def openapi_document(project: Project, settings: Settings) -> dict[str, Any]:
         template, path_params = _path_template(config.path)
         paths.setdefault(template, {})[config.method.lower()] = _operation(
             config, path_params, schemas, settings)
-    paths.update(_feed_paths(project, settings))
+    paths.update(feed_paths(project, settings))
     flows = sorted({flow for config in routes for flow in config.flows})
     return {
         "openapi": OPENAPI_VERSION,
@@ -101,9 +98,9 @@ def _operation(config: ApiRouteConfig, path_params: list[JsonSchema],
     takes_body = config.body_schema is not None or config.method.lower() in _BODY_METHODS
     if config.body_schema is not None:
         body = schemas.of(config.body_schema, response=False)
-        operation["requestBody"] = {"required": True, "content": _json(body)}
+        operation["requestBody"] = {"required": True, "content": json_content(body)}
     elif takes_body:
-        operation["requestBody"] = {"required": False, "content": _json({})}
+        operation["requestBody"] = {"required": False, "content": json_content({})}
     operation["responses"] = _responses(config, schemas, takes_body, settings)
     return operation
 
@@ -113,10 +110,15 @@ def _responses(config: ApiRouteConfig, schemas: _Schemas, takes_body: bool,
     declared = {str(status): schemas.of(kind, response=True)
                 for status, kind in config.response_schema.items()}
     errors = {"500": ("#/components/schemas/StepFailure",
-                      "The handler raised; the traceback is in the server's log")}
+                      "The handler raised; the traceback is in the server's log"),
+              "400": ("#/components/schemas/Error",
+                      "An id the handler took from the request cannot be one")}
     if takes_body:
-        errors["400"] = ("#/components/schemas/Error",
-                         "The body is not JSON, or does not fit the body schema")
+        errors["400"] = ("#/components/schemas/Error", "The body is not JSON, or does not fit "
+                         "the body schema, or an id taken from it cannot be one")
+    if settings.redis_url:
+        errors["503"] = ("#/components/schemas/StepFailure",
+                         "Redis cannot be reached now; try again after Retry-After")
     responses: JsonSchema = {}
     for status in declared.keys() | errors.keys():
         description = _reason(status)
@@ -125,15 +127,15 @@ def _responses(config: ApiRouteConfig, schemas: _Schemas, takes_body: bool,
             ref, description = errors[status]
             schema = {"$ref": ref} if schema is None else {"anyOf": [schema, {"$ref": ref}]}
         responses[status] = {"description": description, "headers": _TRACE_ID,
-                             "content": _json(schema)}
+                             "content": json_content(schema)}
     if takes_body and "413" not in responses:
         # aiohttp's own refusal, before the step runs: no trace id.
         responses["413"] = {"description": f"The body is larger than {settings.max_body_size} "
                                            "bytes (max_body_size)",
-                            "content": _json({"$ref": "#/components/schemas/Error"})}
+                            "content": json_content({"$ref": "#/components/schemas/Error"})}
     if not declared:
         responses["default"] = {"description": "What the handler returns",
-                                "headers": _TRACE_ID, "content": _json({})}
+                                "headers": _TRACE_ID, "content": json_content({})}
     return dict(sorted(responses.items()))
 
 
@@ -142,10 +144,6 @@ def _reason(status: str) -> str:
         return http.HTTPStatus(int(status)).phrase
     except ValueError:
         return f"Status {status}"
-
-
-def _json(schema: JsonSchema | None) -> JsonSchema:
-    return {"application/json": {"schema": schema if schema is not None else {}}}
 
 
 def _count_uses(routes: list[ApiRouteConfig]) -> collections.Counter[tuple[Any, bool]]:
@@ -225,82 +223,6 @@ def _allow_extra_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [_allow_extra_keys(v) for v in value]
     return value
-
-
-def _feed_paths(project: Project, settings: Settings) -> dict[str, JsonSchema]:
-    streams = sorted(s.config.name for s in project.streams)
-    stream: JsonSchema = {"type": "string"}
-    if streams:
-        stream["enum"] = streams
-    stream_param = _path_param("stream", "A stream's name", stream)
-    group = _path_param("group", "The group id", _id_schema(settings))
-    item = _path_param("item", "The item id", _id_schema(settings))
-    sub = {"name": "sub", "in": "query", "required": True, "style": "form", "explode": True,
-           "description": "`<stream>/<group>` or `<stream>/<group>/<id>`, each part "
-                          "URL-encoded, then the whole value encoded as a query value",
-           "schema": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                      "maxItems": settings.max_subscriptions}}
-    errors = _feed_errors(any(s.config.can_access is not None for s in project.streams))
-    return {
-        "/streams": {"get": _feed_operation(
-            "motia_sse.multiplexed_feed", "Many items and groups on one connection",
-            [sub], "`item`, `item-delete`, `sync`, `create`, `update`, `delete` and `event` "
-            "events, each naming its stream, group and id", errors)},
-        "/streams/{stream}/{group}": {"get": _feed_operation(
-            "motia_sse.group_feed", "One group's items",
-            [stream_param, group], "`sync` with every item, then `create`, `update`, "
-            "`delete`, and custom `event`s", errors)},
-        "/streams/{stream}/{group}/{item}": {"get": _feed_operation(
-            "motia_sse.item_feed", "One item",
-            [stream_param, group, item], "The item's snapshot, one `message` per change, "
-            "`delete`, and custom `event`s", errors)},
-    }
-
-
-def _feed_errors(guarded: bool) -> dict[str, str]:
-    errors = {"400": "A malformed id or subscription",
-              "404": "No stream of that name",
-              "429": "Too many feeds open from this address (max_feeds_per_client)",
-              "503": "Too many feeds open (max_feeds)"}
-    if guarded:  # only streams with `can_access` refuse anyone
-        errors["401"] = "A stream's `can_access` refused a request that `authenticate` found " \
-                        "no one in, or `authenticate` raised"
-        errors["403"] = "A stream's `can_access` refused this auth context"
-    return dict(sorted(errors.items()))
-
-
-def _feed_operation(operation_id: str, summary: str, params: list[JsonSchema],
-                    events: str, errors: dict[str, str]) -> JsonSchema:
-    last_event_id = {"name": "Last-Event-ID", "in": "header", "required": False,
-                     "description": "The last `id:` the client received; on reconnect the "
-                                    "feed sends only what changed since",
-                     "schema": {"type": "string"}}
-    responses: JsonSchema = {"200": {
-        "description": events, "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
-    for status, description in errors.items():
-        responses[status] = {"description": description,
-                             "content": _json({"$ref": "#/components/schemas/Error"})}
-        if status in ("429", "503"):
-            responses[status]["headers"] = {"Retry-After": {
-                "description": "Seconds to wait before trying again",
-                "schema": {"type": "integer"}}}
-    return {
-        "operationId": operation_id,
-        "summary": summary,
-        "tags": [FEED_TAG],
-        "parameters": [*params, last_event_id],
-        "responses": responses,
-    }
-
-
-def _path_param(name: str, description: str, schema: JsonSchema) -> JsonSchema:
-    return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": schema}
-
-
-def _id_schema(settings: Settings) -> JsonSchema:
-    return {"type": "string", "minLength": 1, "maxLength": settings.max_id_length,
-            "pattern": _ID_PATTERN}
 
 
 _ERROR_SCHEMAS: dict[str, JsonSchema] = {
