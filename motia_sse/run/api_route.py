@@ -16,8 +16,9 @@ from motia_sse.exceptions import InvalidId, ValidationError
 from motia_sse.http.responses import JSON_HEADERS, TRACE_HEADER, error_response
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.context import ContextFactory, FlowContext, new_trace_id
+from motia_sse.run.handler_call import log_failure
 from motia_sse.run.loader import LoadedStep
-from motia_sse.run.tracebacks import describe, line_in
+from motia_sse.run.tracebacks import describe
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,7 @@ async def _call(step: LoadedStep, req: ApiRequest[Any], ctx: FlowContext,
             return _failure(503, "store unavailable", ["the store cannot be reached now; "
                                                        "try again shortly"],
                             ctx, {"Retry-After": "5"})
-        where = line_in(exc, step.path.parent) or str(step.path)
-        ctx.logger.exception(f"handler failed at {where}")
+        where = log_failure(step, ctx, exc)
         if not show_where:
             return _failure(500, f"step {step.name!r} failed",
                             [f"the server log has the error under trace {ctx.trace_id}"], ctx)

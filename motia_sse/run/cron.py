@@ -7,14 +7,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, cast
 
 import attrs
 from croniter import croniter
 
 from motia_sse.run.context import ContextFactory, new_trace_id
+from motia_sse.run.handler_call import run_handler
 from motia_sse.run.loader import LoadedStep
-from motia_sse.run.tracebacks import line_in
 from motia_sse.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -80,10 +79,5 @@ class CronScheduler:
         task.add_done_callback(self._running.discard)
 
     async def _run(self, step: LoadedStep, tick: int) -> None:
-        ctx = self._contexts(step, new_trace_id())
-        try:
-            # The loader checked that a cron handler takes the context alone.
-            await cast(Callable[[Any], Awaitable[Any]], step.handler)(ctx)
-        except Exception as exc:
-            where = line_in(exc, step.path.parent) or str(step.path)
-            ctx.logger.exception(f"cron handler failed at {where}", tick=tick)
+        await run_handler(step, self._contexts(step, new_trace_id()),
+                          failed="cron handler failed", tick=tick)

@@ -11,8 +11,9 @@ from motia_sse.converter import structure
 from motia_sse.exceptions import ValidationError
 from motia_sse.queue.base import Delivery, EventQueue
 from motia_sse.run.context import ContextFactory
+from motia_sse.run.handler_call import run_handler
 from motia_sse.run.loader import LoadedStep
-from motia_sse.run.tracebacks import describe, line_in
+from motia_sse.run.tracebacks import describe
 from motia_sse.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,6 @@ class Worker:
         except ValidationError as exc:
             ctx.logger.error(f"dropped event {delivery.topic!r}: {exc.error}", details=exc.details)
             return None
-        try:
-            await step.handler(data, ctx)
-        except Exception as exc:
-            where = line_in(exc, step.path.parent) or str(step.path)
-            ctx.logger.exception(f"handler failed on event {delivery.topic!r} at {where}",
-                                 attempt=delivery.attempt)
-            return describe(exc)
-        return None
+        error = await run_handler(step, ctx, data, attempt=delivery.attempt,
+                                  failed=f"handler failed on event {delivery.topic!r}")
+        return None if error is None else describe(error)

@@ -1,24 +1,22 @@
-"""Find the step and stream files of a project, import them, check what they declare."""
+"""Load a project: its step and stream files imported, and what they declare checked."""
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import logging
-import os
 import re
-import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from croniter import croniter
 
 from motia_sse.exceptions import LoadError, LoadErrors
 from motia_sse.run.config import ApiRouteConfig, CronConfig, EventConfig, StepConfig, StreamConfig
-from motia_sse.run.tracebacks import line_in
+from motia_sse.run.step_files import find_files, fresh_module_names, import_file
 from motia_sse.streams.ids import is_stream_name
 
 log = logging.getLogger(__name__)
@@ -28,6 +26,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Paths the server itself serves; a step may not take them.
 RESERVED_PREFIXES = ("/streams", "/__motia", "/openapi.json")
 _PARAM = re.compile(r"\{[^}/]+\}")
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -76,36 +75,36 @@ def load_project(steps_dir: Path) -> Project:
     steps_dir = steps_dir.resolve()
     if not steps_dir.is_dir():
         raise LoadErrors([LoadError(steps_dir, "steps folder not found")])
-    stream_files = _find(steps_dir, "*_stream.py")
-    step_files = _find(steps_dir, "*_step.py")
-    auth_files = _find(steps_dir, "stream_auth.py")
-    names = {path: _module_name(steps_dir, path)
-             for path in stream_files + step_files + auth_files}
-    _forget(steps_dir, names.values())
-    _use_steps_dir(steps_dir)
-
+    stream_files = find_files(steps_dir, "*_stream.py")
+    step_files = find_files(steps_dir, "*_step.py")
+    auth_files = find_files(steps_dir, "stream_auth.py")
+    names = fresh_module_names(steps_dir, stream_files + step_files + auth_files)
     errors: list[LoadError] = []
-    streams: list[LoadedStream] = []
-    steps: list[LoadedStep] = []
-    for path in stream_files:
-        try:
-            streams.append(_load_stream(path, _import(path, names[path])))
-        except LoadError as exc:
-            errors.append(exc)
-    for path in step_files:
-        try:
-            steps.append(_load_step(path, _import(path, names[path])))
-        except LoadError as exc:
-            errors.append(exc)
-    authenticate = None
-    for path in auth_files:
-        try:
-            authenticate = _load_auth(path, _import(path, names[path]), auth_files)
-        except LoadError as exc:
-            errors.append(exc)
+    streams = _load_each(stream_files, names, _load_stream, errors)
+    steps = _load_each(step_files, names, _load_step, errors)
+    hooks = _load_each(auth_files, names, partial(_load_auth, all_files=auth_files), errors)
     errors += _check_unique_streams(streams) + _check_unique_steps(steps)
     if errors:
         raise LoadErrors(errors)
+    # _load_auth refuses a second stream_auth.py, so there is one hook at the most.
+    return _project(steps_dir, steps, streams, hooks[0] if hooks else None)
+
+
+def _load_each(files: list[Path], names: dict[Path, str],
+               load: Callable[[Path, ModuleType], T], errors: list[LoadError]) -> list[T]:
+    """`load` of each file, imported in order; a file that fails adds its error instead."""
+    loaded = []
+    for path in files:
+        try:
+            loaded.append(load(path, import_file(path, names[path])))
+        except LoadError as exc:
+            errors.append(exc)
+    return loaded
+
+
+def _project(steps_dir: Path, steps: list[LoadedStep], streams: list[LoadedStream],
+             authenticate: Callable[..., Any] | None) -> Project:
+    """The project these checked files make; its warnings logged."""
     project = Project(
         steps_dir=steps_dir,
         api_steps=[s for s in steps if isinstance(s.config, ApiRouteConfig)],
@@ -118,89 +117,6 @@ def load_project(steps_dir: Path) -> Project:
     for warning in project.warnings:
         log.warning(warning)
     return project
-
-
-def _find(steps_dir: Path, pattern: str) -> list[Path]:
-    """The files matching `pattern` under the folder, leaving out hidden folders (.venv,
-    .git) and installed packages: `--steps .` must not load a library's test files."""
-    return sorted(path for path in steps_dir.rglob(pattern)
-                  if not any(part.startswith(".") or part in _NOT_STEPS
-                             for part in path.relative_to(steps_dir).parts[:-1]))
-
-
-_NOT_STEPS = {"site-packages", "dist-packages", "node_modules", "__pycache__"}
-
-
-def _module_name(steps_dir: Path, path: Path) -> str:
-    parts = path.relative_to(steps_dir).with_suffix("").parts
-    return ".".join(re.sub(r"\W", "_", p) for p in parts)
-
-
-_steps_dirs_on_path: list[str] = []
-
-
-def _use_steps_dir(steps_dir: Path) -> None:
-    # Steps import their streams' schemas as plain modules (`from x_stream import X`);
-    # a folder loaded before must not stay importable (a reload may point elsewhere).
-    for old in _steps_dirs_on_path:
-        if old in sys.path:
-            sys.path.remove(old)
-    _steps_dirs_on_path[:] = [str(steps_dir)]
-    sys.path.insert(0, str(steps_dir))
-
-
-def _forget(steps_dir: Path, module_names: Any) -> None:
-    # A reload must run the files again, not reuse what an earlier load imported:
-    # the steps and streams, and any helper module from the folder they import.
-    helpers = [name for name, module in list(sys.modules.items())
-               if _is_helper(steps_dir, name, getattr(module, "__file__", None))]
-    for name in [*module_names, *helpers]:
-        sys.modules.pop(name, None)
-
-
-def _is_helper(steps_dir: Path, name: str, file: str | None) -> bool:
-    """A module of the steps folder's own, not an installed package that happens to live
-    under it (`--steps .` beside a .venv) nor motia_sse itself: importing those twice
-    would make two of each class."""
-    if file is None or not file.startswith(str(steps_dir) + os.sep):
-        return False
-    installed = {"site-packages", "dist-packages"} & set(Path(file).parts)
-    return not installed and name.partition(".")[0] != "motia_sse"
-
-
-def _import(path: Path, name: str) -> ModuleType:
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
-        return sys.modules[name]  # imported by a sibling earlier in this load
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise LoadError(path, "cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(name, None)
-        message = f"import failed: {type(exc).__name__}: {exc}{_hint(path, name, exc)}"
-        raise LoadError(_where(path, exc), message) from exc
-    return module
-
-
-def _hint(path: Path, name: str, exc: Exception) -> str:
-    missing = getattr(exc, "name", None)
-    if not isinstance(exc, ModuleNotFoundError) or "." not in name or not missing:
-        return ""
-    if not (path.parent / f"{missing}.py").exists():
-        return ""
-    # Only the steps folder itself is on sys.path; subfolders are packages under it.
-    package = name.rsplit(".", 1)[0]
-    return (f" (a sibling in a subfolder is imported as `from .{missing} import ...` "
-            f"or `from {package}.{missing} import ...`)")
-
-
-def _where(path: Path, exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError) and exc.lineno is not None and exc.filename == str(path):
-        return f"{path}:{exc.lineno}"
-    return line_in(exc, path) or str(path)
 
 
 def _load_stream(path: Path, module: ModuleType) -> LoadedStream:
