@@ -44,60 +44,74 @@ def _feed_handler(parse: Parse, doc: str) -> FeedHandler:
 
     One coroutine serves the feed for its whole life, as the coroutine frames an idle
     feed holds are much of its memory: admission, access, the initial state, then
-    `Feed.pump`."""
+    `Feed.pump`. The helpers it awaits on the way have returned by then."""
 
     async def feed_handler(request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
         client = request.remote or "unknown"  # behind a proxy, the proxy's address
         try:
-            runtime.admit_feed(client)
-            subs = parse(runtime, request)
-            await runtime.access.check(request, [StreamSubscription(s.stream, s.group, s.item)
-                                                 for s in subs])
+            subs = await _admit(runtime, request, client, parse)
         except Refused as exc:
             headers = {"Retry-After": "5"} if exc.status in (429, 503) else None
             return error_response(exc.status, exc.error, exc.details, headers)
         if request.method != "GET":  # HEAD: a feed's bytes bypass aiohttp's writer
             raise web.HTTPMethodNotAllowed(request.method, ["GET"])
-        chunked = request.version >= (1, 1)
-        response = web.StreamResponse(headers=SSE_HEADERS)
-        if not chunked:  # only closing the connection can end the feed then
-            response.headers["Connection"] = "close"
-        try:
-            writer = await response.prepare(request)
-        except ConnectionResetError:
-            # The client hung up before the headers went out: nothing to serve, nothing
-            # to log. aiohttp treats a cancelled handler as a premature disconnection.
-            raise asyncio.CancelledError from None
-        assert writer is not None
-        feed = Feed(request.protocol, writer, chunked)
+        response, feed = await _open(request)
         # Subscribe before reading, hold until the initial state is out: nothing is missed.
-        for sub in subs:
-            runtime.hub.subscribe(sub, feed)
-        runtime.add_feed(feed, client)
+        runtime.feeds.add(feed, client, subs)
         watcher = None
         try:
             watcher = watch(request, feed.close)
-            last_seen = request.headers.get("Last-Event-ID")
-            retry: tuple[Hashable, Frame] = ("retry", runtime.retry_frame)
-            try:
-                initial = [retry, *await _initial_state(runtime, subs, last_seen)]
-            except Exception as exc:  # the store is away (Redis restarting, say)
-                log.warning("%s: cannot read the current state (%s: %s); ending the feed, "
-                            "its client reconnects", request.path_qs, type(exc).__name__, exc)
-                initial = [retry]
-                feed.close()
-            feed.release(initial)
+            feed.release(await _first_frames(runtime, request, subs, feed))
             await feed.pump()
         finally:
             unwatch(request, watcher)
-            for sub in subs:
-                runtime.hub.unsubscribe(sub, feed)
-            runtime.remove_feed(feed, client)
+            runtime.feeds.remove(feed, client, subs)
         return response
 
     feed_handler.__doc__ = doc
     return feed_handler
+
+
+async def _admit(runtime: Runtime, request: web.Request, client: str,
+                 parse: Parse) -> list[Subscription]:
+    """What the feed watches, once the limits and the access rules let it open; or Refused."""
+    runtime.feeds.admit(client)
+    subs = parse(runtime, request)
+    await runtime.check_access(request, [StreamSubscription(s.stream, s.group, s.item)
+                                         for s in subs])
+    return subs
+
+
+async def _open(request: web.Request) -> tuple[web.StreamResponse, Feed]:
+    """Send the headers; the feed that writes this connection's events from then on."""
+    chunked = request.version >= (1, 1)
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    if not chunked:  # only closing the connection can end the feed then
+        response.headers["Connection"] = "close"
+    try:
+        writer = await response.prepare(request)
+    except ConnectionResetError:
+        # The client hung up before the headers went out: nothing to serve, nothing
+        # to log. aiohttp treats a cancelled handler as a premature disconnection.
+        raise asyncio.CancelledError from None
+    assert writer is not None
+    return response, Feed(request.protocol, writer, chunked)
+
+
+async def _first_frames(runtime: Runtime, request: web.Request, subs: list[Subscription],
+                        feed: Feed) -> list[tuple[Hashable, Frame]]:
+    """The retry delay and the initial state; if the state cannot be read, the retry
+    delay alone, and the feed closed."""
+    retry: tuple[Hashable, Frame] = ("retry", runtime.retry_frame)
+    try:
+        return [retry, *await _initial_state(runtime, subs,
+                                             request.headers.get("Last-Event-ID"))]
+    except Exception as exc:  # the store is away (Redis restarting, say)
+        log.warning("%s: cannot read the current state (%s: %s); ending the feed, "
+                    "its client reconnects", request.path_qs, type(exc).__name__, exc)
+        feed.close()
+        return [retry]
 
 
 def _item_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
@@ -162,12 +176,16 @@ async def _initial_state(runtime: Runtime, subs: list[Subscription],
                          last_seen: str | None) -> list[tuple[Hashable, Frame]]:
     """What a feed sends on connect, for all its subscriptions."""
     in_history: dict[str, bool] = {}  # by stream: the store is asked once per feed
-    return [frame for sub in subs for frame in await _initial(runtime, sub, last_seen,
-                                                                in_history)]
+    initial: list[tuple[Hashable, Frame]] = []
+    for sub in subs:
+        frame = await _initial(runtime, sub, last_seen, in_history)
+        if frame is not None:
+            initial.append((tuple(sub), frame))
+    return initial
 
 
 async def _initial(runtime: Runtime, sub: Subscription, last_seen: str | None,
-                   in_history: dict[str, bool]) -> list[tuple[Hashable, Frame]]:
+                   in_history: dict[str, bool]) -> Frame | None:
     """What a subscription sends on connect, given the client's Last-Event-ID.
 
     Single feeds compare the exact version they sent. A multiplexed feed's id is the
@@ -175,21 +193,32 @@ async def _initial(runtime: Runtime, sub: Subscription, last_seen: str | None,
     is what the client lacks."""
     stream = runtime.streams[sub.stream]
     shared = stream.shared_versions
-    scope = tuple(sub)
     if last_seen is not None and sub.kind.multiplexed and not await _in_history(
             stream, last_seen, in_history):
         shared = False  # the client's mark predates what the store knows: resend all
     if sub.kind.watches_group:
-        group = await stream.stored_group(sub.group)
-        if _is_current(sub.kind, group.version, last_seen, shared):
-            return []
-        return [(scope, sync_frame(sub.kind, sub.stream, sub.group, group, shared))]
+        return await _initial_group(stream, sub, last_seen, shared)
+    return await _initial_item(stream, sub, last_seen, shared)
+
+
+async def _initial_group(stream: Stream[Any], sub: Subscription, last_seen: str | None,
+                         shared: bool) -> Frame | None:
+    """`sync` with the whole group, unless the client has its current version."""
+    group = await stream.stored_group(sub.group)
+    if _is_current(sub.kind, group.version, last_seen, shared):
+        return None
+    return sync_frame(sub.kind, sub.stream, sub.group, group, shared)
+
+
+async def _initial_item(stream: Stream[Any], sub: Subscription, last_seen: str | None,
+                        shared: bool) -> Frame | None:
+    """The item, or that it is not there, unless the client knows that already."""
     assert sub.item is not None
     item = await stream.stored(sub.group, sub.item)
     if item is not None and not item.deleted:
         if _is_current(sub.kind, item.version, last_seen, shared):
-            return []
-        return [(scope, item_frame(sub.kind, sub.stream, item, shared))]
+            return None
+        return item_frame(sub.kind, sub.stream, item, shared)
     # Absent: never existed (no tombstone), or deleted at the tombstone's version.
     version = 0 if item is None else item.version
     seen_delete = item is not None and _is_current(sub.kind, version, last_seen, shared)
@@ -201,8 +230,8 @@ async def _initial(runtime: Runtime, sub: Subscription, last_seen: str | None,
     else:
         knows = last_seen is None or seen_delete
     if knows:
-        return []
-    return [(scope, gone_frame(sub.kind, sub.stream, sub.group, sub.item, version, shared))]
+        return None
+    return gone_frame(sub.kind, sub.stream, sub.group, sub.item, version, shared)
 
 
 def _mark(last_seen: str) -> int | None:

@@ -108,7 +108,7 @@ async def _dead_letters(request: web.Request) -> web.Response:
     limit = parse_count(raw)
     if limit is None or not 1 <= limit <= 1000:
         return error_response(400, "invalid limit", [f"limit: expected 1 to 1000, got {raw!r}"])
-    letters = await request.app[RUNTIME].backend.queue.dead_letters(limit)
+    letters = await request.app[RUNTIME].dead_letters(limit)
     return json_response(200, letters)
 
 
@@ -137,20 +137,20 @@ async def _log_feed(request: web.Request) -> web.StreamResponse:
     """`event: log` per record: the recent matching ones, then each new one.
 
     A log feed counts with the stream feeds against max_feeds and max_feeds_per_client."""
-    runtime = request.app[RUNTIME]
+    feeds = request.app[RUNTIME].feeds
     client = request.remote or "unknown"  # as the stream feeds count it
     try:
-        runtime.admit_feed(client)
+        feeds.admit(client)
         query, limit, after = _log_query(request)
     except Refused as exc:
         return error_response(exc.status, exc.error, exc.details, {"Retry-After": "5"})
     except ValidationError as exc:
         return error_response(400, exc.error, exc.details)
-    runtime.hold_feed(client)
+    feeds.hold(client)
     try:
         return await _serve_logs(request, query, limit, after)
     finally:
-        runtime.release_feed(client)
+        feeds.release(client)
 
 
 async def _serve_logs(request: web.Request, query: LogQuery, limit: int,
