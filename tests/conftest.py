@@ -30,6 +30,22 @@ EXAMPLE_STEPS = REPO / "steps"
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 OpenFeed = Callable[..., Awaitable[SseReader]]
+WriteSteps = Callable[..., Path]
+
+
+@pytest.fixture(name="write_steps")
+def _write_steps(tmp_path: Path) -> WriteSteps:
+    """Write files {name: source} as they are into a folder under tmp_path; return it."""
+
+    def write(files: dict[str, str], folder: str = "steps") -> Path:
+        steps = tmp_path / folder
+        steps.mkdir(parents=True, exist_ok=True)
+        for name, source in files.items():
+            (steps / name).parent.mkdir(parents=True, exist_ok=True)  # "sub/x_step.py"
+            (steps / name).write_text(source)
+        return steps
+
+    return write
 
 
 @pytest.fixture(name="settings")

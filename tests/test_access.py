@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from motia_sse import Settings
 from motia_sse.exceptions import LoadErrors
 from motia_sse.run.loader import load_project
 from motia_sse.runtime import RUNTIME
-from tests.conftest import ClientFactory, OpenFeed
+from tests.conftest import ClientFactory, OpenFeed, WriteSteps
 
 AUTH = '''
 TOKENS = {"alice-token": {"user": "alice"}, "bob-token": {"user": "bob"}}
@@ -54,13 +53,11 @@ config = StreamConfig(name="news", schema=Headline)
 
 
 @pytest.fixture(name="private_client")
-async def _private_client(tmp_path: Path, make_client: ClientFactory) -> TestClient[Any, Any]:
+async def _private_client(write_steps: WriteSteps, make_client: ClientFactory
+                          ) -> TestClient[Any, Any]:
     """A project with a private `inbox` stream, a public `news` one, and an auth hook."""
-    steps = tmp_path / "private_steps"
-    steps.mkdir()
-    (steps / "stream_auth.py").write_text(AUTH)
-    (steps / "inbox_stream.py").write_text(STREAMS)
-    (steps / "news_stream.py").write_text(NEWS)
+    steps = write_steps({"stream_auth.py": AUTH, "inbox_stream.py": STREAMS,
+                         "news_stream.py": NEWS}, "private_steps")
     client = await make_client(Settings(steps_dir=steps, store="memory"))
     streams = client.app[RUNTIME].streams
     await streams.inbox.set("alice", "m1", {"text": "for alice"})
@@ -130,17 +127,16 @@ async def test_public_stream_needs_no_token(private_client: TestClient[Any, Any]
     assert (await feed.next()).json()["text"] == "public"
 
 
-def test_auth_file_mistakes_are_load_errors(tmp_path: Path) -> None:
+def test_auth_file_mistakes_are_load_errors(write_steps: WriteSteps) -> None:
     """Two stream_auth.py files, or a hook with the wrong shape, stop the load."""
-    (tmp_path / "stream_auth.py").write_text("def authenticate(request, extra): pass\n")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "stream_auth.py").write_text("authenticate = 3\n")
+    steps = write_steps({"stream_auth.py": "def authenticate(request, extra): pass\n",
+                         "sub/stream_auth.py": "authenticate = 3\n"})
     with pytest.raises(LoadErrors) as info:
-        load_project(tmp_path)
+        load_project(steps)
     messages = [e.message for e in info.value.errors]
     assert all(m.startswith("only one stream_auth.py per project") for m in messages)
-    (tmp_path / "sub" / "stream_auth.py").unlink()
+    (steps / "sub" / "stream_auth.py").unlink()
     with pytest.raises(LoadErrors) as info:
-        load_project(tmp_path)
+        load_project(steps)
     assert [e.message for e in info.value.errors] == [
         "authenticate must take one argument (request)"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
 from motia_sse.runtime import RUNTIME
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, WriteSteps
+from tests.polling import eventually
 from tests.work_steps import NOTES_STREAM
 
 CRASHING_STEP = '''
@@ -86,18 +86,13 @@ async def handler(req, ctx):
 
 
 @pytest.fixture(name="api_steps")
-def _api_steps(tmp_path: Path) -> Path:
+def _api_steps(write_steps: WriteSteps) -> Path:
     """A project of small API steps written for these tests."""
-    steps = tmp_path / "api_steps"
-    steps.mkdir()
-    (steps / "divide_step.py").write_text(CRASHING_STEP)
-    (steps / "plain_step.py").write_text(DICT_STEP)
-    (steps / "bad_return_step.py").write_text(BAD_RETURN_STEP)
-    (steps / "bad_data_step.py").write_text(BAD_DATA_STEP)
-    (steps / "notes_stream.py").write_text(NOTES_STREAM)
-    (steps / "slow_step.py").write_text(SLOW_STEP)
-    (steps / "set_note_step.py").write_text(ID_FROM_BODY_STEP)
-    return steps
+    return write_steps({
+        "divide_step.py": CRASHING_STEP, "plain_step.py": DICT_STEP,
+        "bad_return_step.py": BAD_RETURN_STEP, "bad_data_step.py": BAD_DATA_STEP,
+        "notes_stream.py": NOTES_STREAM, "slow_step.py": SLOW_STEP,
+        "set_note_step.py": ID_FROM_BODY_STEP}, "api_steps")
 
 
 @pytest.fixture(name="custom_client")
@@ -280,6 +275,5 @@ async def test_client_hanging_up_does_not_cut_the_handler_off(
         items = [await notes.get("slow", str(n)) for n in range(3)]
         return [getattr(item.data, "text", "?") if item else "-" for item in items]
 
-    async with asyncio.timeout(5):
-        while await texts() != ["finished"] * 3:
-            await asyncio.sleep(0.05)
+    await eventually(texts, until=lambda now: now == ["finished"] * 3, within=5,
+                     what="all three handlers finished")

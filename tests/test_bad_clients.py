@@ -13,6 +13,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 
 from motia_sse.logs.output import setup_logging
 from tests.conftest import EXAMPLE_STEPS, ServerProcess
+from tests.polling import eventually
 
 MakeServer = Callable[..., ServerProcess]
 
@@ -49,10 +50,8 @@ async def status_of(server: ServerProcess, request: bytes) -> int:
 
 async def output_after(server: ServerProcess, seen: int) -> str:
     """What the server writes next, once it has written something past `seen` characters."""
-    async with asyncio.timeout(10):
-        while len(server.output()) <= seen:
-            await asyncio.sleep(0.02)
-    return server.output()[seen:]
+    return await eventually(lambda: server.output()[seen:], every=0.02,
+                            what="more server output")
 
 
 def serve(server_process: MakeServer, *args: str) -> ServerProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings, StreamChannel, StreamEvent
 from motia_sse.runtime import RUNTIME
-from tests.conftest import EXAMPLE_STEPS, ClientFactory, ServerProcess
+from tests.conftest import EXAMPLE_STEPS, ClientFactory, ServerProcess, WriteSteps
 from tests.fake_openai import FakeOpenAI
+from tests.polling import eventually
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -278,13 +278,12 @@ async def test_client_hands_custom_events_to_on_event(
 
 
 async def test_client_reconnects_after_a_server_restart(
-    page: Page, server_process: Callable[..., ServerProcess], tmp_path: Path
+    page: Page, server_process: Callable[..., ServerProcess], tmp_path: Path,
+    write_steps: WriteSteps
 ) -> None:
     """The server goes away and comes back: the feed says so, then resumes by itself."""
-    steps = tmp_path / "steps"
-    steps.mkdir()
-    shutil.copy(EXAMPLE_STEPS / "progress_stream.py", steps)
-    (steps / "set_item_api_step.py").write_text(SET_ITEM_STEP)
+    steps = write_steps({"progress_stream.py": (EXAMPLE_STEPS / "progress_stream.py").read_text(),
+                         "set_item_api_step.py": SET_ITEM_STEP})
     args = ("--steps", str(steps), "--data-dir", str(tmp_path / "data"), "--heartbeat", "0.5")
     first = server_process(*args)
     await asyncio.to_thread(first.start)
@@ -366,13 +365,10 @@ async def handler(input: Any, ctx: FlowContext) -> None:
 
 
 async def test_dead_letters_are_listed_and_lead_to_their_logs(
-    page: Page, make_client: ClientFactory, tmp_path: Path
+    page: Page, make_client: ClientFactory, write_steps: WriteSteps
 ) -> None:
     """An event that fails every attempt is listed; its trace link shows the tracebacks."""
-    steps = tmp_path / "failing"
-    steps.mkdir()
-    for name, source in FAILING_STEPS.items():
-        (steps / name).write_text(source)
+    steps = write_steps(FAILING_STEPS, "failing")
     client = await make_client(Settings(steps_dir=steps, store="memory", max_attempts=2,
                                         retry_backoff=0.01, shutdown_timeout=2.0))
     await open_workbench(page, client, "#/logs")
@@ -381,9 +377,11 @@ async def test_dead_letters_are_listed_and_lead_to_their_logs(
     await expect(letters).to_contain_text("None.")
 
     trace_id = (await (await client.post("/orders", json={})).json())["trace"]
-    async with asyncio.timeout(10):
-        while not await (await client.get("/__motia/dead-letters")).json():
-            await asyncio.sleep(0.02)
+
+    async def dead_letters() -> Any:
+        return await (await client.get("/__motia/dead-letters")).json()
+
+    await eventually(dead_letters, every=0.02, what="a dead letter")
     await letters.get_by_role("button", name="Refresh").click()
     row = letters.locator(f'tr[data-trace="{trace_id}"]')
     await expect(row).to_contain_text("ShipOrder", timeout=WAIT_MS)

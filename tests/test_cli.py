@@ -16,9 +16,10 @@ import aiohttp
 import pytest
 
 from motia_sse.cli import parse_settings
-from tests.conftest import EXAMPLE_STEPS, RedisServer, free_port
+from tests.conftest import EXAMPLE_STEPS, RedisServer, WriteSteps, free_port
+from tests.polling import eventually
 from tests.sse_parse import SseReader
-from tests.work_steps import NOTES_STREAM, write_work_steps
+from tests.work_steps import NOTES_STREAM, WORK_STEPS
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -77,7 +78,7 @@ def test_version_and_help(tmp_path: Path) -> None:
         assert "usage: motia-sse " + command in done.stdout
 
 
-def test_steps_lists_what_loaded(tmp_path: Path) -> None:
+def test_steps_lists_what_loaded(tmp_path: Path, write_steps: WriteSteps) -> None:
     """`steps` lists streams and steps with their files; a broken folder exits 1."""
     done = run_cli("steps", "--steps", str(EXAMPLE_STEPS), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -86,8 +87,8 @@ def test_steps_lists_what_loaded(tmp_path: Path) -> None:
     assert any(line.split()[:2] == ["event", "CallOpenAi"] and
                line.endswith("call_open_ai_step.py") for line in lines)
     assert any(line.split()[:2] == ["stream", "progress"] for line in lines)
-    (tmp_path / "broken_step.py").write_text("config = 1\n")
-    broken = run_cli("steps", "--steps", str(tmp_path), cwd=tmp_path)
+    broken_steps = write_steps({"broken_step.py": "config = 1\n"})
+    broken = run_cli("steps", "--steps", str(broken_steps), cwd=tmp_path)
     assert broken.returncode == 1
     assert "broken_step.py: expected `config = ApiRouteConfig(...)`" in broken.stderr
 
@@ -128,9 +129,18 @@ async def say(session: aiohttp.ClientSession, url: str) -> str | None:
 
 async def wait_for_word(session: aiohttp.ClientSession, url: str, word: str) -> None:
     """Poll until /hello says `word`."""
-    async with asyncio.timeout(30):
-        while await say(session, url) != word:
-            await asyncio.sleep(0.1)
+    await eventually(lambda: say(session, url), until=lambda now: now == word, within=30,
+                     what=f"/hello saying {word!r}")
+
+
+async def refused(port: int) -> bool:
+    """Whether nothing listens on `port` any more."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return True
+    writer.close()
+    return False
 
 
 @asynccontextmanager
@@ -150,34 +160,26 @@ async def running_dev(steps: Path) -> AsyncIterator[tuple[str, int]]:
             assert await asyncio.wait_for(dev.wait(), 30) == 0
 
 
-async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(tmp_path: Path) -> None:
+async def test_dev_reloads_on_change_and_keeps_serving_a_broken_edit(
+    write_steps: WriteSteps
+) -> None:
     """An edit is served at once; a broken edit keeps the running steps, printing the
     error; SIGTERM stops the watcher and its server."""
-    steps = tmp_path / "steps"
-    steps.mkdir()
+    steps = write_steps({"hello_step.py": STEP.format(word="one")})
     step = steps / "hello_step.py"
-    step.write_text(STEP.format(word="one"))
     async with running_dev(steps) as (url, port), aiohttp.ClientSession() as session:
         await wait_for_word(session, url, "one")
         step.write_text(STEP.format(word="two"))
         await wait_for_word(session, url, "two")
         step.write_text("config = (\n")
-        async with asyncio.timeout(30):
-            while "not reloading" not in (steps.parent / "dev.log").read_text():
-                await asyncio.sleep(0.1)
+        await eventually(lambda: "not reloading" in (steps.parent / "dev.log").read_text(),
+                         within=30, what="the broken edit refused")
         assert await say(session, url) == "two"
         assert "hello_step.py:1: import failed: SyntaxError" in (
             steps.parent / "dev.log").read_text()
         step.write_text(STEP.format(word="three"))
         await wait_for_word(session, url, "three")
-    async with asyncio.timeout(10):  # the child is gone with its parent
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                return
-            writer.close()
-            await asyncio.sleep(0.1)
+    await eventually(lambda: refused(port), what="the child gone with its parent")
 
 
 WRITE_STEP = '''
@@ -192,18 +194,16 @@ async def handler(req, ctx):
 '''
 
 
-async def test_dev_started_on_broken_steps_serves_once_they_load(tmp_path: Path) -> None:
+async def test_dev_started_on_broken_steps_serves_once_they_load(
+    write_steps: WriteSteps
+) -> None:
     """Steps that do not load at start: the errors are printed and the watcher waits; the
     edit that fixes them starts the server."""
-    steps = tmp_path / "steps"
-    steps.mkdir()
+    steps = write_steps({"hello_step.py": "config = (\n"})
     step = steps / "hello_step.py"
-    step.write_text("config = (\n")
     async with running_dev(steps) as (url, _), aiohttp.ClientSession() as session:
-        async with asyncio.timeout(30):
-            while "hello_step.py:1: import failed: SyntaxError" not in (
-                    steps.parent / "dev.log").read_text():
-                await asyncio.sleep(0.1)
+        await eventually(lambda: "hello_step.py:1: import failed: SyntaxError" in (
+            steps.parent / "dev.log").read_text(), within=30, what="the import error printed")
         assert await say(session, url) is None
         step.write_text(STEP.format(word="fixed"))
         await wait_for_word(session, url, "fixed")
@@ -241,30 +241,27 @@ async def status_of(session: aiohttp.ClientSession, method: str, url: str) -> in
         return None
 
 
-async def test_dev_reloads_in_place_keeping_feeds_and_memory_items(tmp_path: Path) -> None:
+async def test_dev_reloads_in_place_keeping_feeds_and_memory_items(
+    tmp_path: Path, write_steps: WriteSteps
+) -> None:
     """An edit (of a step, or of a helper module it imports) is swapped into the running
     server: routes come and go, the open feed gets the new code's writes on the same
     connection, and the memory store keeps its items. A change that cannot be swapped
     in (a custom store) restarts the server; the feed then ends and reconnects."""
-    steps = tmp_path / "steps"
-    steps.mkdir()
-    (steps / "notes_stream.py").write_text(NOTES_STREAM)
-    (steps / "write_step.py").write_text(WRITE_STEP)
-    (steps / "words.py").write_text('WORD = "one"\n')
+    steps = write_steps({"notes_stream.py": NOTES_STREAM, "write_step.py": WRITE_STEP,
+                         "words.py": 'WORD = "one"\n'})
     log_path = tmp_path / "dev.log"
     async with running_dev(steps) as (url, _), aiohttp.ClientSession() as session:
-        async with asyncio.timeout(30):
-            while await status_of(session, "POST", f"{url}/notes/a") != 200:
-                await asyncio.sleep(0.1)
+        await eventually(lambda: status_of(session, "POST", f"{url}/notes/a"),
+                         until=lambda status: status == 200, within=30)
         response = await session.get(f"{url}/streams/notes/g/a")
         feed = SseReader(response)
         assert (await feed.next()).json()["text"] == "one"
 
         (steps / "words.py").write_text('WORD = "two"\n')
         (steps / "ping_step.py").write_text(PING_STEP)
-        async with asyncio.timeout(30):
-            while await status_of(session, "GET", f"{url}/ping") != 200:
-                await asyncio.sleep(0.1)
+        await eventually(lambda: status_of(session, "GET", f"{url}/ping"),
+                         until=lambda status: status == 200, within=30)
         assert "1 open stream feeds kept" in log_path.read_text()
         async with session.post(f"{url}/notes/a") as wrote:
             assert await wrote.json() == {"wrote": "two"}
@@ -273,9 +270,8 @@ async def test_dev_reloads_in_place_keeping_feeds_and_memory_items(tmp_path: Pat
             assert wrote.status == 200
 
         (steps / "ping_step.py").unlink()
-        async with asyncio.timeout(30):
-            while await status_of(session, "GET", f"{url}/ping") != 404:
-                await asyncio.sleep(0.1)
+        await eventually(lambda: status_of(session, "GET", f"{url}/ping"),
+                         until=lambda status: status == 404, within=30)
         async with session.get(f"{url}/ping") as gone:
             assert await gone.json() == {"error": "Not Found", "details": ["GET /ping"]}
         assert not response.closed
@@ -287,9 +283,8 @@ async def test_dev_reloads_in_place_keeping_feeds_and_memory_items(tmp_path: Pat
             await feed.next(within=30)
         assert "has a custom store, opened at start: restarting the server" in (
             log_path.read_text())
-        async with asyncio.timeout(30):
-            while await status_of(session, "GET", f"{url}/streams/memos/g/x") != 200:
-                await asyncio.sleep(0.1)
+        await eventually(lambda: status_of(session, "GET", f"{url}/streams/memos/g/x"),
+                         until=lambda status: status == 200, within=30)
 
 
 def test_workers_need_redis(tmp_path: Path) -> None:
@@ -300,9 +295,10 @@ def test_workers_need_redis(tmp_path: Path) -> None:
     assert "--workers above 1 needs --redis" in done.stderr
 
 
-async def test_workers_share_the_port(tmp_path: Path, redis_server: RedisServer) -> None:
+async def test_workers_share_the_port(tmp_path: Path, redis_server: RedisServer,
+                                      write_steps: WriteSteps) -> None:
     """--workers 2: two processes answer on one port as one server; SIGTERM stops all."""
-    steps = write_work_steps(tmp_path / "steps")
+    steps = write_steps(WORK_STEPS)
     port = free_port()
     log = (tmp_path / "workers.log").open("w")
     parent = await asyncio.create_subprocess_exec(
@@ -311,20 +307,23 @@ async def test_workers_share_the_port(tmp_path: Path, redis_server: RedisServer)
         "--redis-prefix", f"test-{port}", cwd=tmp_path, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     pids: set[int] = set()
+
+    async def two_pids_seen() -> bool:
+        # A new connection each time, spread by the kernel.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            try:
+                async with session.put(f"{url}/cells/w/{len(pids)}",
+                                       json={"value": 1}) as response:
+                    assert response.status == 200
+                async with session.get(f"{url}/streams/cells/w/{len(pids)}") as feed:
+                    pids.add((await SseReader(feed).next()).json()["pid"])
+            except aiohttp.ClientConnectionError:
+                pass  # not listening yet
+        return len(pids) >= 2
+
     try:
-        async with asyncio.timeout(30):
-            while len(pids) < 2:  # a new connection each time, spread by the kernel
-                connector = aiohttp.TCPConnector(force_close=True)
-                async with aiohttp.ClientSession(connector=connector) as session:
-                    try:
-                        async with session.put(f"{url}/cells/w/{len(pids)}",
-                                               json={"value": 1}) as response:
-                            assert response.status == 200
-                        async with session.get(f"{url}/streams/cells/w/{len(pids)}") as feed:
-                            snapshot = await SseReader(feed).next()
-                            pids.add(snapshot.json()["pid"])
-                    except aiohttp.ClientConnectionError:
-                        await asyncio.sleep(0.2)
+        await eventually(two_pids_seen, within=30, what="both workers answering")
     finally:
         os.kill(parent.pid, signal.SIGTERM)
         assert await asyncio.wait_for(parent.wait(), 30) == 0

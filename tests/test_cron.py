@@ -15,7 +15,8 @@ from motia_sse import Settings
 from motia_sse.exceptions import LoadErrors
 from motia_sse.run.loader import load_project
 from motia_sse.runtime import RUNTIME
-from tests.conftest import ClientFactory, RedisServer, ServerProcess
+from tests.conftest import ClientFactory, RedisServer, ServerProcess, WriteSteps
+from tests.polling import eventually
 from tests.sse_parse import SseReader
 
 MakeServer = Callable[..., ServerProcess]
@@ -48,22 +49,17 @@ async def handler(ctx: FlowContext) -> None:
 
 
 @pytest.fixture(name="cron_steps")
-def _cron_steps(tmp_path: Path) -> Path:
+def _cron_steps(write_steps: WriteSteps) -> Path:
     """A project with one cron step that records each run."""
-    steps = tmp_path / "cron_steps"
-    steps.mkdir()
-    (steps / "ticks_stream.py").write_text(STREAM)
-    (steps / "every_second_step.py").write_text(CRON)
-    return steps
+    return write_steps({"ticks_stream.py": STREAM, "every_second_step.py": CRON}, "cron_steps")
 
 
 async def test_cron_runs_on_schedule(cron_steps: Path, make_client: ClientFactory) -> None:
     """A cron step runs once per tick, each run with its own trace."""
     client = await make_client(Settings(steps_dir=cron_steps, store="memory"))
     ticks = client.app[RUNTIME].streams.ticks
-    async with asyncio.timeout(10):
-        while len(runs := await ticks.get_group("all")) < 3:
-            await asyncio.sleep(0.1)
+    runs = await eventually(lambda: ticks.get_group("all"), until=lambda runs: len(runs) >= 3,
+                            every=0.1, what="three runs")
     seconds = [r.data.second for r in runs]
     assert len(set(seconds)) == len(seconds), "one run per tick"
 
@@ -85,18 +81,17 @@ async def test_cron_ticks_once_across_processes(
     assert "cron   EverySecond  (* * * * * *)" in first.output()
 
 
-def test_cron_mistakes_are_load_errors(tmp_path: Path) -> None:
+def test_cron_mistakes_are_load_errors(write_steps: WriteSteps) -> None:
     """A bad expression or a handler taking the wrong arguments stops the load."""
-    (tmp_path / "bad_cron_step.py").write_text(
-        "from motia_sse import CronConfig\n"
-        "config = CronConfig(name='Bad', cron='every day')\n"
-        "async def handler(ctx):\n    pass\n")
-    (tmp_path / "arity_cron_step.py").write_text(
-        "from motia_sse import CronConfig\n"
-        "config = CronConfig(name='Arity', cron='0 * * * *')\n"
-        "async def handler(input, ctx):\n    pass\n")
+    steps = write_steps({
+        "bad_cron_step.py": "from motia_sse import CronConfig\n"
+                            "config = CronConfig(name='Bad', cron='every day')\n"
+                            "async def handler(ctx):\n    pass\n",
+        "arity_cron_step.py": "from motia_sse import CronConfig\n"
+                              "config = CronConfig(name='Arity', cron='0 * * * *')\n"
+                              "async def handler(input, ctx):\n    pass\n"})
     with pytest.raises(LoadErrors) as info:
-        load_project(tmp_path)
+        load_project(steps)
     assert sorted((Path(e.path).name, e.message) for e in info.value.errors) == [
         ("arity_cron_step.py:3", "handler must take one argument (ctx), found (input, ctx)"),
         ("bad_cron_step.py", "cron 'every day' is not a cron expression; expected five fields "
@@ -114,7 +109,6 @@ async def test_cron_failure_is_logged_and_schedule_goes_on(
         "    second, pid"))
     client = await make_client(Settings(steps_dir=cron_steps, store="memory"))
     ticks = client.app[RUNTIME].streams.ticks
-    async with asyncio.timeout(10):
-        while len(await ticks.get_group("all")) < 2:
-            await asyncio.sleep(0.1)
+    await eventually(lambda: ticks.get_group("all"), until=lambda runs: len(runs) >= 2,
+                     every=0.1, what="two runs")
     assert any("cron handler failed" in r.getMessage() for r in caplog.records)

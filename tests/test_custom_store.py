@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
 from motia_sse.runtime import RUNTIME
-from tests.conftest import ClientFactory, OpenFeed
+from tests.conftest import ClientFactory, OpenFeed, WriteSteps
 
 STREAM = '''
 import attrs
@@ -59,11 +58,10 @@ config = StreamConfig(name="notes", schema=Note,
 
 
 @pytest.fixture(name="notes_client")
-async def _notes_client(tmp_path: Path, make_client: ClientFactory) -> TestClient[Any, Any]:
+async def _notes_client(write_steps: WriteSteps, make_client: ClientFactory
+                        ) -> TestClient[Any, Any]:
     """A project whose only stream keeps its items in the user's DictStore."""
-    steps = tmp_path / "custom_steps"
-    steps.mkdir()
-    (steps / "notes_stream.py").write_text(STREAM)
+    steps = write_steps({"notes_stream.py": STREAM}, "custom_steps")
     return await make_client(Settings(steps_dir=steps, store="memory"))
 
 

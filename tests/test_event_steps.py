@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +10,8 @@ from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
 from motia_sse.runtime import RUNTIME
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, WriteSteps
+from tests.polling import eventually
 
 STEPS = {
     "work_stream.py": '''
@@ -79,22 +78,13 @@ def work_module() -> Any:
 
 
 @pytest.fixture(name="work_client")
-async def _work_client(tmp_path: Path, make_client: ClientFactory) -> TestClient[Any, Any]:
+async def _work_client(write_steps: WriteSteps, make_client: ClientFactory
+                       ) -> TestClient[Any, Any]:
     """A project with one emitting API step and one event step, two handlers at once,
     served as `dev` serves it."""
-    steps = tmp_path / "event_steps"
-    steps.mkdir()
-    for name, source in STEPS.items():
-        (steps / name).write_text(source)
+    steps = write_steps(STEPS, "event_steps")
     return await make_client(Settings(steps_dir=steps, store="memory", retry_backoff=0.01,
                                       max_concurrent_handlers=2, shutdown_timeout=5, dev=True))
-
-
-async def wait_for(predicate: Any, within: float = 5.0) -> None:
-    """Poll `predicate` until true."""
-    async with asyncio.timeout(within):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_event_runs_with_the_emitters_trace(work_client: TestClient[Any, Any]) -> None:
@@ -103,7 +93,7 @@ async def test_event_runs_with_the_emitters_trace(work_client: TestClient[Any, A
     assert response.status == 202
     trace = (await response.json())["trace"]
     results = work_client.app[RUNTIME].streams.results
-    await wait_for(lambda: 7 in work_module().FINISHED)
+    await eventually(lambda: 7 in work_module().FINISHED, what="event 7 finished")
     item = await results.get("all", "7")
     assert item is not None
     assert (item.data.value, item.data.trace) == (7, trace)
@@ -115,7 +105,8 @@ async def test_bad_input_is_dropped_naming_the_field(
     """An event that does not fit the input schema is logged with the field, then dropped."""
     with caplog.at_level(logging.ERROR):
         await work_client.post("/emit/work", json={"value": "seven"})
-        await wait_for(lambda: any("dropped event" in r.getMessage() for r in caplog.records))
+        await eventually(lambda: any("dropped event" in r.getMessage() for r in caplog.records),
+                         what="'dropped event' logged")
     record = next(r for r in caplog.records if "dropped event" in r.getMessage())
     assert "input for step 'DoWork'" in record.getMessage()
     assert getattr(record, "fields", {})["details"] == ["expected integer, got string @ $.value"]
@@ -129,7 +120,7 @@ async def test_failing_handler_is_logged_and_worker_goes_on(
     with caplog.at_level(logging.ERROR):
         await work_client.post("/emit/work", json={"value": 1, "fail": True})
         await work_client.post("/emit/work", json={"value": 2})
-        await wait_for(lambda: 2 in work_module().FINISHED)
+        await eventually(lambda: 2 in work_module().FINISHED, what="event 2 finished")
     failure = next(r for r in caplog.records if "handler failed" in r.getMessage())
     assert failure.exc_info is not None
     assert "work 1 failed" in str(failure.exc_info[1])
@@ -140,10 +131,11 @@ async def test_failing_handler_retries_then_dead_letters(
 ) -> None:
     """A handler that always fails is tried max_attempts times, then listed as dead."""
     await work_client.post("/emit/work", json={"value": 4, "fail": True})
-    async with asyncio.timeout(10):
-        while not (dead := await (await work_client.get("/__motia/dead-letters")).json()):
-            await asyncio.sleep(0.02)
-    [letter] = dead
+
+    async def dead_letters() -> Any:
+        return await (await work_client.get("/__motia/dead-letters")).json()
+
+    [letter] = await eventually(dead_letters, what="a dead letter")
     assert (letter["step"], letter["topic"], letter["data"]) == (
         "DoWork", "work", {"value": 4, "fail": True})
     assert (letter["attempts"], letter["error"]) == (3, "RuntimeError: work 4 failed")
@@ -155,7 +147,7 @@ async def test_concurrency_is_bounded(work_client: TestClient[Any, Any]) -> None
     """With max_concurrent_handlers=2, never more than two handlers run at once."""
     for value in range(6):
         await work_client.post("/emit/work", json={"value": value, "sleep": 0.05})
-    await wait_for(lambda: len(work_module().FINISHED) == 6)
+    await eventually(lambda: len(work_module().FINISHED) == 6, what="six events finished")
     assert work_module().PEAK[0] == 2
 
 
@@ -170,6 +162,6 @@ async def test_undeclared_topic_is_refused(work_client: TestClient[Any, Any]) ->
 async def test_shutdown_waits_for_running_handlers(work_client: TestClient[Any, Any]) -> None:
     """Closing the app lets a running handler finish within the shutdown timeout."""
     await work_client.post("/emit/work", json={"value": 9, "sleep": 0.3})
-    await wait_for(lambda: 9 in work_module().RUNNING)
+    await eventually(lambda: 9 in work_module().RUNNING, what="event 9 running")
     await work_client.app[RUNTIME].close()
     assert 9 in work_module().FINISHED

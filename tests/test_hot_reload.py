@@ -5,7 +5,6 @@ test's own server, so that every part it swaps can be looked at."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -21,7 +20,8 @@ from motia_sse import Settings, create_app
 from motia_sse.process.in_place_reload import RELOADER
 from motia_sse.run.loader import load_project
 from motia_sse.runtime import RUNTIME, Runtime
-from tests.conftest import ClientFactory, OpenFeed
+from tests.conftest import ClientFactory, OpenFeed, WriteSteps
+from tests.polling import eventually
 from tests.work_steps import NOTES_STREAM
 
 MEMOS_STREAM = NOTES_STREAM.replace("notes", "memos").replace("Note", "Memo")
@@ -65,14 +65,10 @@ async def handler(ctx):
 
 
 @pytest.fixture(name="steps")
-def _steps(tmp_path: Path) -> Path:
-    steps = tmp_path / "steps"
-    steps.mkdir()
-    (steps / "notes_stream.py").write_text(NOTES_STREAM)
-    (steps / "memos_stream.py").write_text(MEMOS_STREAM)
-    (steps / "emit_step.py").write_text(EMIT_STEP)
-    (steps / "on_ping_step.py").write_text(ON_PING_STEP.format(version="v1"))
-    return steps
+def _steps(write_steps: WriteSteps) -> Path:
+    return write_steps({"notes_stream.py": NOTES_STREAM, "memos_stream.py": MEMOS_STREAM,
+                        "emit_step.py": EMIT_STEP,
+                        "on_ping_step.py": ON_PING_STEP.format(version="v1")})
 
 
 @pytest.fixture(name="dev_client")
@@ -96,9 +92,8 @@ async def note(client: TestClient[Any, Any], group: str, item: str) -> str | Non
 
 async def wait_for_note(client: TestClient[Any, Any], group: str, item: str, text: str) -> None:
     """Poll until the note says `text`."""
-    async with asyncio.timeout(10):
-        while await note(client, group, item) != text:
-            await asyncio.sleep(0.02)
+    await eventually(lambda: note(client, group, item), until=lambda now: now == text,
+                     every=0.02, what=f"note {group}/{item} saying {text!r}")
 
 
 async def test_reload_swaps_steps_and_keeps_feeds(
@@ -211,21 +206,21 @@ async def test_on_redis_a_new_event_step_asks_for_a_fresh_process(
             "restarting the server") in caplog.text
 
 
-def test_reloading_keeps_installed_packages_under_the_folder(tmp_path: Path) -> None:
+def test_reloading_keeps_installed_packages_under_the_folder(
+    tmp_path: Path, write_steps: WriteSteps
+) -> None:
     """`--steps .` beside a virtualenv: files in hidden folders and installed packages are
     not steps, and an installed package a step imports is not imported again by a reload
     (two of each class would break isinstance), while the folder's own helpers are."""
-    steps = tmp_path / "project"
-    installed = steps / ".venv" / "lib" / "site-packages"
-    installed.mkdir(parents=True)
-    (installed / "vendored_lib.py").write_text("VALUE = 1\n")
-    (installed / "vendored_stream.py").write_text("raise ImportError('not a step')\n")
-    (steps / ".git").mkdir()
-    (steps / ".git" / "old_step.py").write_text("raise ImportError('not a step')\n")
-    (steps / "helper_words.py").write_text('WORD = "x"\n')
-    (steps / "use_step.py").write_text(f'''
+    site = ".venv/lib/site-packages"
+    steps = write_steps({
+        f"{site}/vendored_lib.py": "VALUE = 1\n",
+        f"{site}/vendored_stream.py": "raise ImportError('not a step')\n",
+        ".git/old_step.py": "raise ImportError('not a step')\n",
+        "helper_words.py": 'WORD = "x"\n',
+        "use_step.py": f'''
 import sys
-sys.path.insert(0, {str(installed)!r})
+sys.path.insert(0, {str(tmp_path / "project" / site)!r})
 import vendored_lib
 import helper_words
 from motia_sse import ApiRouteConfig
@@ -234,7 +229,7 @@ config = ApiRouteConfig(name="Use", path="/use", method="GET")
 
 async def handler(req, ctx):
     return {{"status": 200, "body": helper_words.WORD}}
-''')
+'''}, "project")
     assert [s.name for s in load_project(steps).api_steps] == ["Use"]
     vendored, helper = sys.modules["vendored_lib"], sys.modules["helper_words"]
     load_project(steps)

@@ -21,6 +21,7 @@ from motia_sse import Settings
 from motia_sse.runtime import RUNTIME, Runtime
 from motia_sse.streams.stream import Stream, StreamChannel, StreamEvent
 from tests.conftest import ClientFactory
+from tests.polling import eventually
 from tests.raw_sse import RawEvent, RawResponse, SseParser, open_raw
 from tests.sse_parse import silent
 
@@ -163,9 +164,8 @@ class LibraryFeed:
 
     async def wait_opens(self, count: int, within: float = 5.0) -> None:
         """Wait until the library has connected `count` times in all."""
-        async with asyncio.timeout(within):
-            while self.opens < count:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: self.opens >= count, within=within, every=0.01,
+                         what=f"{count} connections from the library")
 
 
 LibraryOpener = Callable[[str], Awaitable[LibraryFeed]]
@@ -214,9 +214,7 @@ async def quiet_both(raw: RawResponse, lib: LibraryFeed, seconds: float = 0.3) -
 async def wait_feeds(client: TestClient[Any, Any], count: int) -> None:
     """Wait until the server holds `count` open feeds."""
     feeds = client.app[RUNTIME].feeds
-    async with asyncio.timeout(5):
-        while len(feeds) != count:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: len(feeds) == count, every=0.01, what=f"{count} open feeds")
 
 
 # The raw client itself: a parser that follows the spec.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any
 
@@ -15,6 +14,7 @@ from motia_sse.runtime import RUNTIME
 from motia_sse.streams.memory_store import MemoryStore
 from motia_sse.streams.stream import StreamChannel, StreamEvent
 from tests.conftest import OpenFeed
+from tests.polling import eventually
 
 
 def JobProgress(status: str, done: int, total: int) -> dict[str, Any]:
@@ -161,13 +161,9 @@ async def test_disconnected_feed_is_dropped(
     """A client that hangs up leaves no subscription behind."""
     hub = client.app[RUNTIME].hub
     feed = await open_feed(str(client.make_url("/streams/progress/g6/job")))
-    async with asyncio.timeout(5):
-        while hub.subscriber_count == 0:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: hub.subscriber_count > 0, every=0.01, what="a subscriber")
     feed.response.close()
-    async with asyncio.timeout(5):
-        while hub.subscriber_count:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: hub.subscriber_count == 0, every=0.01, what="no subscriber left")
 
 
 async def test_a_store_failing_at_open_ends_the_feed_with_one_line(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import aiohttp
@@ -10,6 +9,7 @@ import attrs
 
 from motia_sse import Settings
 from tests.conftest import EXAMPLE_STEPS, ClientFactory, ServerProcess
+from tests.polling import eventually
 
 MakeServer = Callable[..., ServerProcess]
 
@@ -37,9 +37,9 @@ async def test_feed_limits(make_client: ClientFactory, settings: Settings) -> No
         "error": "too many feeds from this address",
         "details": ["127.0.0.1 holds 2 feeds, the limit is 2 (max_feeds_per_client)"]}
     held[0].close()
-    async with asyncio.timeout(5):  # the closed feed is let go, making room again
-        while (again := await client.get("/streams/progress/g/y")).status != 200:
-            await asyncio.sleep(0.02)
+    again = await eventually(lambda: client.get("/streams/progress/g/y"),
+                             until=lambda response: response.status == 200, every=0.02,
+                             what="room again once the closed feed is let go")
     held.append(again)
     group = await client.get("/streams/progress/g")  # group feeds count the same
     assert group.status == 429
@@ -74,9 +74,9 @@ async def test_log_feeds_count_with_stream_feeds(make_client: ClientFactory,
             "error": "too many feeds from this address",
             "details": ["127.0.0.1 holds 2 feeds, the limit is 2 (max_feeds_per_client)"]}
     held.pop().close()
-    async with asyncio.timeout(5):  # the closed log feed is let go, making room again
-        while (again := await client.get("/__motia/logs/feed")).status != 200:
-            await asyncio.sleep(0.02)
+    again = await eventually(lambda: client.get("/__motia/logs/feed"),
+                             until=lambda response: response.status == 200, every=0.02,
+                             what="room again once the closed log feed is let go")
     held.append(again)
     for response in held:
         response.close()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -21,7 +19,8 @@ from motia_sse.logs.buffer import LOG_BUFFER, LogBuffer, LogQuery, LogSubscripti
 from motia_sse.logs.entry import LogEntry
 from motia_sse.logs.output import JsonFormatter
 from motia_sse.logs.step_logger import STEP_LOGGER
-from tests.conftest import ClientFactory, OpenFeed
+from tests.conftest import ClientFactory, OpenFeed, WriteSteps
+from tests.polling import eventually
 from tests.raw_sse import open_raw
 
 STEPS = {
@@ -54,14 +53,10 @@ async def handler(input: Any, ctx: FlowContext) -> None:
 
 
 @pytest.fixture(name="log_settings")
-def _log_settings(tmp_path: Path) -> Settings:
+def _log_settings(write_steps: WriteSteps) -> Settings:
     """A project whose API step logs and emits to an event step that logs too."""
-    steps = tmp_path / "log_steps"
-    steps.mkdir()
-    for name, source in STEPS.items():
-        (steps / name).write_text(source)
-    return Settings(steps_dir=steps, store="memory", heartbeat_interval=0.2,
-                    shutdown_timeout=2.0)
+    return Settings(steps_dir=write_steps(STEPS, "log_steps"), store="memory",
+                    heartbeat_interval=0.2, shutdown_timeout=2.0)
 
 
 @pytest.fixture(name="log_client")
@@ -79,14 +74,15 @@ async def greet(client: TestClient[Any, Any], name: str, **extra: Any) -> str:
 async def logs(client: TestClient[Any, Any], query: str = "", count: int | None = None,
                within: float = 5.0) -> list[dict[str, Any]]:
     """GET /__motia/logs?query, polled until it has `count` records."""
-    async with asyncio.timeout(within):
-        while True:
-            response = await client.get(f"/__motia/logs?{query}")
-            assert response.status == 200, await response.text()
-            found: list[dict[str, Any]] = await response.json()
-            if count is None or len(found) >= count:
-                return found
-            await asyncio.sleep(0.02)
+
+    async def fetch() -> list[dict[str, Any]]:
+        response = await client.get(f"/__motia/logs?{query}")
+        assert response.status == 200, await response.text()
+        found: list[dict[str, Any]] = await response.json()
+        return found
+
+    return await eventually(fetch, until=lambda found: count is None or len(found) >= count,
+                            within=within, every=0.02, what=f"{count} records for {query!r}")
 
 
 async def test_records_of_one_trace_from_both_steps(log_client: TestClient[Any, Any]) -> None:
@@ -182,9 +178,7 @@ async def test_a_client_that_hangs_up_ends_its_log_feed(
     feed = await open_feed(str(log_client.make_url("/__motia/logs/feed?step=Nobody")))
     assert buffer.subscribers == 1
     feed.response.close()
-    async with asyncio.timeout(5):
-        while buffer.subscribers:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: buffer.subscribers == 0, every=0.01, what="no subscriber left")
 
 
 async def test_a_record_is_encoded_once_for_all_its_feeds(
@@ -355,9 +349,8 @@ async def test_steps_info_is_kept_without_reaching_other_handlers(
     with caplog.at_level(logging.WARNING):
         trace = await greet(log_client, "quiet")
         found = await logs(log_client, f"trace_id={trace}", count=2)
-        async with asyncio.timeout(5):
-            while not shown():  # the thread's record reaches caplog after the buffer
-                await asyncio.sleep(0.01)
+        # The thread's record reaches caplog after the buffer.
+        await eventually(shown, every=0.01, what="the thread's record in caplog")
     assert [r["level"] for r in found] == ["info", "warning"]
     assert shown() == ["greeted from a thread"]
 

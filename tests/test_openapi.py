@@ -17,7 +17,7 @@ from motia_sse.http.json_schema import json_schema
 from motia_sse.http.openapi import add_openapi, openapi_document
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.loader import load_project
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, WriteSteps
 
 USERS_STEP = '''
 import attrs
@@ -136,14 +136,11 @@ async def _document(make_client: ClientFactory, settings: Settings) -> dict[str,
 
 
 @pytest.fixture(name="custom_document")
-def _custom_document(tmp_path: Path) -> dict[str, Any]:
+def _custom_document(write_steps: WriteSteps) -> dict[str, Any]:
     """The document of a project with path parameters, shared and recursive classes."""
-    steps = tmp_path / "openapi_steps"
-    steps.mkdir()
-    for name, text in [("users_step.py", USERS_STEP), ("get_user_step.py", GET_USER_STEP),
-                       ("other_user_step.py", OTHER_USER_STEP), ("ping_step.py", PING_STEP),
-                       ("inbox_stream.py", INBOX_STREAM)]:
-        (steps / name).write_text(text)
+    steps = write_steps({"users_step.py": USERS_STEP, "get_user_step.py": GET_USER_STEP,
+                         "other_user_step.py": OTHER_USER_STEP, "ping_step.py": PING_STEP,
+                         "inbox_stream.py": INBOX_STREAM}, "openapi_steps")
     return openapi_document(load_project(steps), Settings(
         steps_dir=steps, max_id_length=64, max_body_size=1000))
 

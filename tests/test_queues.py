@@ -16,6 +16,7 @@ from motia_sse.queue.memory import MemoryQueue
 from motia_sse.queue.redis_queue import RedisQueue
 from motia_sse.queue.sqlite_queue import SqliteQueue
 from tests.conftest import RedisServer
+from tests.polling import eventually
 
 FAST = RetryPolicy(max_attempts=3, backoff=0.05)
 MakeQueue = Callable[..., EventQueue]
@@ -77,9 +78,7 @@ async def test_each_event_once_across_consumers(make_queue: MakeQueue) -> None:
             await queue.ack(delivery)
 
     consumers = [asyncio.create_task(consume(q)) for q in (first, second)]
-    async with asyncio.timeout(10):
-        while len(seen) < 20:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: len(seen) >= 20, every=0.01, what="20 events handled")
     await asyncio.sleep(0.3)  # time enough for a duplicate to show up
     for task in consumers:
         task.cancel()

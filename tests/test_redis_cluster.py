@@ -23,20 +23,22 @@ from tests.conftest import (
     ClientFactory,
     RedisServer,
     ServerProcess,
+    WriteSteps,
     free_port,
 )
+from tests.polling import eventually
 from tests.sse_parse import SseEvent, SseReader
-from tests.work_steps import write_work_steps
+from tests.work_steps import WORK_STEPS
 
 MakeServer = Callable[..., ServerProcess]
 
 
 
 @pytest.fixture(name="cluster")
-def _cluster(tmp_path: Path, redis_server: RedisServer,
+def _cluster(write_steps: WriteSteps, redis_server: RedisServer,
              server_process: MakeServer) -> Callable[..., ServerProcess]:
     """Start server processes of the test steps, all on one Redis under one prefix."""
-    steps = write_work_steps(tmp_path / "cluster_steps")
+    steps = write_steps(WORK_STEPS, "cluster_steps")
     prefix = f"test-{uuid.uuid4().hex[:10]}"
 
     def start(redis_url: str = redis_server.url, **env: str) -> ServerProcess:
@@ -105,9 +107,8 @@ async def test_each_event_handled_once_across_processes(
     for n in range(30):
         response = await session.post(f"{(a, b)[n % 2].url}/work", json={"n": n})
         assert response.status == 202
-    async with asyncio.timeout(20):
-        while len(runs := await group_items(session, a, "runs")) < 30:
-            await asyncio.sleep(0.1)
+    await eventually(lambda: group_items(session, a, "runs"), until=lambda runs: len(runs) >= 30,
+                     within=20, every=0.1, what="30 runs")
     await asyncio.sleep(1.5)  # past the visibility timeout: no late duplicate either
     runs = await group_items(session, b, "runs")
     assert sorted(r["value"] for r in runs) == list(range(30))
@@ -119,14 +120,11 @@ async def test_killed_worker_event_is_retried_elsewhere(
     """A process killed mid-handler: another claims the event and finishes it."""
     doomed = cluster(SLOW_WORKER="1")
     await session.post(f"{doomed.url}/work", json={"n": 7, "mode": "slow"})
-    async with asyncio.timeout(10):
-        while not await group_items(session, doomed, "started"):
-            await asyncio.sleep(0.05)
+    await eventually(lambda: group_items(session, doomed, "started"), what="the slow work started")
     survivor = cluster()
     doomed.stop(signal.SIGKILL)
-    async with asyncio.timeout(20):
-        while not (runs := await group_items(session, survivor, "runs")):
-            await asyncio.sleep(0.1)
+    runs = await eventually(lambda: group_items(session, survivor, "runs"), within=20, every=0.1,
+                            what="a run on the survivor")
     assert [r["value"] for r in runs] == [7]
     assert runs[0]["pid"] == survivor.process.pid if survivor.process else False
 
@@ -137,10 +135,11 @@ async def test_always_failing_handler_is_dead_lettered(
     """After max_attempts failures the event is in the dead letters, with its error."""
     a, b = cluster(), cluster()
     await session.post(f"{a.url}/work", json={"n": 5, "mode": "fail"})
-    async with asyncio.timeout(15):
-        while not (dead := await (await session.get(f"{b.url}/__motia/dead-letters")).json()):
-            await asyncio.sleep(0.1)
-    [letter] = dead
+
+    async def dead_letters() -> Any:
+        return await (await session.get(f"{b.url}/__motia/dead-letters")).json()
+
+    [letter] = await eventually(dead_letters, within=15, every=0.1, what="a dead letter on B")
     assert (letter["step"], letter["topic"], letter["data"]) == ("DoWork", "work",
                                                                  {"n": 5, "mode": "fail"})
     assert (letter["attempts"], letter["error"]) == (3, "RuntimeError: work 5 always fails")
@@ -177,17 +176,20 @@ async def test_feeds_converge_after_redis_restarts(
         await put(session, a, "r", "x", n)
     redis.stop()
     redis.start(extra=["--appendonly", "yes", "--appendfsync", "always"])
-    async with asyncio.timeout(20):
-        while True:  # A's connection pool reconnects on its own
-            try:
-                await put(session, a, "r", "x", 6)
-                break
-            except AssertionError:
-                await asyncio.sleep(0.2)
-        for n in range(7, 11):
-            await put(session, a, "r", "x", n)
-        while last is None or last.json()["value"] != 10:
-            await asyncio.sleep(0.05)
+
+    async def set_six() -> bool:
+        try:
+            await put(session, a, "r", "x", 6)
+        except AssertionError:
+            return False
+        return True
+
+    # A's connection pool reconnects on its own.
+    await eventually(set_six, within=20, every=0.2, what="a set on A with Redis back")
+    for n in range(7, 11):
+        await put(session, a, "r", "x", n)
+    await eventually(lambda: last is not None and last.json()["value"] == 10, within=20,
+                     what="the feed on B at 10")
     following.cancel()
     await asyncio.gather(following, return_exceptions=True)
     redis.stop()

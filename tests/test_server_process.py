@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sqlite3
 import time
@@ -13,9 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import EXAMPLE_STEPS, ServerProcess
+from tests.conftest import EXAMPLE_STEPS, ServerProcess, WriteSteps
+from tests.polling import eventually
 from tests.sse_parse import SseReader
-from tests.work_steps import write_work_steps
+from tests.work_steps import WORK_STEPS
 
 MakeServer = Callable[..., ServerProcess]
 
@@ -42,9 +42,8 @@ async def test_sqlite_items_survive_a_restart(
         # The job's event is acked just after its last set; until then a kill means it
         # runs again after the restart (at least once), which is not this test's point.
         queue = sqlite3.connect(tmp_path / ".motia" / "queue.sqlite3")
-        async with asyncio.timeout(10):
-            while queue.execute("SELECT COUNT(*) FROM queue").fetchone()[0]:
-                await asyncio.sleep(0.02)
+        await eventually(lambda: queue.execute("SELECT COUNT(*) FROM queue").fetchone()[0] == 0,
+                         every=0.02, what="the queue empty")
         queue.close()
         server.stop(stop_signal)
         assert (tmp_path / ".motia" / "streams.sqlite3").exists()
@@ -88,37 +87,37 @@ async def test_python_dash_m_and_startup_log(server_process: MakeServer) -> None
 
 
 async def test_embedded_queue_survives_sigkill(server_process: MakeServer,
-                                              tmp_path: Path) -> None:
+                                              write_steps: WriteSteps) -> None:
     """Events whose handlers were running when the server was SIGKILLed run after restart."""
-    steps = write_work_steps(tmp_path / "work_steps")
+    steps = write_steps(WORK_STEPS, "work_steps")
     doomed = server_process("--steps", str(steps), env={"SLOW_WORKER": "1"}).start()
     async with aiohttp.ClientSession() as session:
         for n in (1, 2):
             response = await session.post(f"{doomed.url}/work", json={"n": n, "mode": "slow"})
             assert response.status == 202
-        async with asyncio.timeout(10):
-            while len(await group(session, doomed, "started")) < 2:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: group(session, doomed, "started"),
+                         until=lambda started: len(started) >= 2, what="both jobs started")
         doomed.stop(signal.SIGKILL)
 
         again = server_process("--steps", str(steps), port=doomed.port).start()
-        async with asyncio.timeout(15):
-            while len(runs := await group(session, again, "runs")) < 2:
-                await asyncio.sleep(0.05)
+        runs = await eventually(lambda: group(session, again, "runs"),
+                                until=lambda runs: len(runs) >= 2, within=15,
+                                what="both jobs run after the restart")
     assert sorted(r["value"] for r in runs) == [1, 2]
 
 
 async def test_embedded_failures_retry_then_dead_letter(server_process: MakeServer,
-                                                        tmp_path: Path) -> None:
+                                                        write_steps: WriteSteps) -> None:
     """On the default store a failing handler is retried, then dead-lettered, durably."""
-    steps = write_work_steps(tmp_path / "work_steps")
+    steps = write_steps(WORK_STEPS, "work_steps")
     server = server_process("--steps", str(steps), "--retry-backoff", "0.05").start()
     async with aiohttp.ClientSession() as session:
         await session.post(f"{server.url}/work", json={"n": 3, "mode": "fail"})
-        async with asyncio.timeout(10):
-            while not (dead := await (await session.get(
-                    f"{server.url}/__motia/dead-letters")).json()):
-                await asyncio.sleep(0.05)
+
+        async def dead_letters() -> Any:
+            return await (await session.get(f"{server.url}/__motia/dead-letters")).json()
+
+        dead = await eventually(dead_letters, what="a dead letter")
         server.stop(signal.SIGKILL)
         again = server_process("--steps", str(steps), port=server.port).start()
         kept = await (await session.get(f"{again.url}/__motia/dead-letters")).json()

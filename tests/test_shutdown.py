@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.conftest import RedisServer, ServerProcess
+from tests.conftest import RedisServer, ServerProcess, WriteSteps
+from tests.polling import eventually
 from tests.sse_parse import SseReader
-from tests.work_steps import write_work_steps
+from tests.work_steps import WORK_STEPS
 
 MakeServer = Callable[..., ServerProcess]
 
@@ -32,9 +31,8 @@ async def sigterm_mid_work(session: aiohttp.ClientSession, first: ServerProcess)
     feeds = [await session.get(f"{first.url}/streams/cells/runs/{n}") for n in range(20)]
     for n in (1, 2, 3):
         await session.post(f"{first.url}/work", json={"n": n, "mode": "nap"})
-    async with asyncio.timeout(10):
-        while not await cells(session, first, "started"):
-            await asyncio.sleep(0.02)
+    await eventually(lambda: cells(session, first, "started"), every=0.02,
+                     what="the first job started")
     assert first.stop(signal.SIGTERM) == 0, first.output()
     received = [await feed.content.read() for feed in feeds]
     for feed in feeds:
@@ -44,16 +42,15 @@ async def sigterm_mid_work(session: aiohttp.ClientSession, first: ServerProcess)
 
 async def runs_by_pid(session: aiohttp.ClientSession, server: ServerProcess) -> dict[int, int]:
     """Wait until the three jobs have run; the pid of the process that ran each."""
-    async with asyncio.timeout(15):
-        while len(runs := await cells(session, server, "runs")) < 3:
-            await asyncio.sleep(0.05)
+    runs = await eventually(lambda: cells(session, server, "runs"),
+                            until=lambda runs: len(runs) >= 3, within=15, what="three runs")
     return {r["value"]: r["pid"] for r in runs}
 
 
-async def test_sigterm_embedded(server_process: MakeServer, tmp_path: Path) -> None:
+async def test_sigterm_embedded(server_process: MakeServer, write_steps: WriteSteps) -> None:
     """Embedded: the running handler completes before exit; the queued two run after a
     restart; every feed ended with a proper end of stream."""
-    steps = write_work_steps(tmp_path / "steps")
+    steps = write_steps(WORK_STEPS)
     args = ("--steps", str(steps), "--max-handlers", "1", "--shutdown-timeout", "5")
     first = server_process(*args).start()
     async with aiohttp.ClientSession() as session:
@@ -67,11 +64,11 @@ async def test_sigterm_embedded(server_process: MakeServer, tmp_path: Path) -> N
 
 
 async def test_sigterm_on_redis_leaves_events_for_others(
-    server_process: MakeServer, tmp_path: Path, redis_server: RedisServer
+    server_process: MakeServer, write_steps: WriteSteps, redis_server: RedisServer
 ) -> None:
     """Redis: the stopping process finishes its running handler and takes nothing more;
     another process handles the rest."""
-    steps = write_work_steps(tmp_path / "steps")
+    steps = write_steps(WORK_STEPS)
     args = ("--steps", str(steps), "--max-handlers", "1", "--shutdown-timeout", "5",
             "--redis", redis_server.url, "--redis-prefix", f"test-{uuid.uuid4().hex[:8]}")
     first = server_process(*args).start()

@@ -16,9 +16,9 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, WriteSteps
 from tests.sse_parse import SseReader
-from tests.work_steps import write_work_steps
+from tests.work_steps import WORK_STEPS
 
 MakeServer = Callable[..., ServerProcess]
 pytestmark = pytest.mark.soak
@@ -135,10 +135,10 @@ async def store_state(session: aiohttp.ClientSession, url: str) -> dict[tuple[st
     return state
 
 
-async def test_soak(server_process: MakeServer, tmp_path: Path) -> None:
+async def test_soak(server_process: MakeServer, write_steps: WriteSteps) -> None:
     """After the churn: files and memory near the start, watchers equal the store, and
     the store holds exactly the writers' last word on every key."""
-    steps = write_work_steps(tmp_path / "steps")
+    steps = write_steps(WORK_STEPS)
     server = server_process("--steps", str(steps), "--retry-backoff", "0.01",
                             "--heartbeat", "1", "--max-feeds-per-client", "10000").start()
     assert server.process is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -10,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, WriteSteps
 
 STEP = '''
 from typing import Any
@@ -35,12 +34,10 @@ async def handler(req: ApiRequest[Any], ctx: FlowContext) -> ApiResponse:
 
 
 @pytest.fixture(name="state_client", params=["memory", "sqlite", "redis"])
-async def _state_client(request: pytest.FixtureRequest, tmp_path: Path,
+async def _state_client(request: pytest.FixtureRequest, write_steps: WriteSteps,
                         make_client: ClientFactory, settings: Settings) -> TestClient[Any, Any]:
     """A project with one API step that drives ctx.state, on each backend."""
-    steps = tmp_path / "state_steps"
-    steps.mkdir()
-    (steps / "state_step.py").write_text(STEP)
+    steps = write_steps({"state_step.py": STEP}, "state_steps")
     chosen = attrs.evolve(settings, steps_dir=steps, store="sqlite")
     if request.param == "memory":
         chosen = attrs.evolve(chosen, store="memory")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import EXAMPLE_STEPS, REPO
+from tests.conftest import EXAMPLE_STEPS, REPO, WriteSteps
 
 
 def mypy_strict(folder: Path) -> subprocess.CompletedProcess[str]:
@@ -26,15 +26,13 @@ def test_example_steps_pass_mypy_strict() -> None:
     assert (REPO / "motia_sse" / "py.typed").exists()
 
 
-def test_a_typing_mistake_is_caught(tmp_path: Path) -> None:
+def test_a_typing_mistake_is_caught(write_steps: WriteSteps) -> None:
     """A step that misuses the API fails the same check, naming the line."""
-    steps = tmp_path / "steps"
-    steps.mkdir()
-    (steps / "wrong_step.py").write_text(
+    steps = write_steps({"wrong_step.py":
         "from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext\n"
         "config = ApiRouteConfig(name='Wrong', path='/w', method='GET', emits=[1])\n"
         "async def handler(req: ApiRequest[None], ctx: FlowContext) -> ApiResponse:\n"
-        "    return ApiResponse(status='ok')\n")
+        "    return ApiResponse(status='ok')\n"})
     done = mypy_strict(steps)
     assert done.returncode == 1
     assert "wrong_step.py:2: error" in done.stdout

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-STEPS = {
+# {file name: source}, for the write_steps fixture.
+WORK_STEPS = {
     "cluster_stream.py": '''
 import attrs
 from motia_sse import StreamConfig
@@ -83,14 +82,6 @@ async def handler(input: Work, ctx: FlowContext) -> None:
                                 Cell(value=input.n, pid=os.getpid()))
 ''',
 }
-
-
-def write_work_steps(folder: Path) -> Path:
-    """Write the steps into `folder` (created); return it."""
-    folder.mkdir(parents=True)
-    for name, source in STEPS.items():
-        (folder / name).write_text(source)
-    return folder
 
 
 # A stream of notes `{"text": str}`, for the tests' own small projects.
