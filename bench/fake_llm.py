@@ -1,4 +1,4 @@
-"""The tests' chat-completions server (`tests/fake_openai.py`) as a process of its own."""
+"""The fake chat-completions server (`motia_sse.testing.FakeOpenAI`) as a process of its own."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from aiohttp import web
 
-from tests.fake_openai import FakeOpenAI
+from motia_sse.testing import FakeOpenAI
 
 
 def tokens(count: int) -> list[str]:

@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.procs import BENCH_STEPS, REPO, free_port
+from bench.procs import BENCH_STEPS, REPO
+from motia_sse.testing import free_port
 
 FEW, MANY = 200, 1200
 BODY = b'{"n":1}'

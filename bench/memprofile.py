@@ -18,7 +18,7 @@ import attrs
 from aiohttp import web
 
 from bench import baseline
-from bench.procs import BENCH_STEPS, REPO, free_port, python
+from bench.procs import BENCH_STEPS, REPO, python
 
 
 def motia_app() -> tuple[web.Application, Callable[[], int]]:
@@ -44,8 +44,8 @@ async def measure(side: str, feeds: int, top: int) -> dict[str, Any]:
     app, count = motia_app() if side == "motia" else baseline_app()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port: int = runner.addresses[0][1]
     tracemalloc.start(1)
     first = tracemalloc.take_snapshot()
     client = await asyncio.create_subprocess_exec(

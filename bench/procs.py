@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,18 +13,12 @@ from pathlib import Path
 
 import attrs
 
+from motia_sse.testing import RedisServer, ServerProcess, start_argv
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH_STEPS = REPO / "bench" / "steps"
 EXAMPLE_STEPS = REPO / "steps"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:
@@ -48,77 +40,36 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float,
-                  log: Path) -> None:
-    """Return once `port` accepts connections; raise if the process dies or is slow."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited {process.returncode}:\n"
-                               f"{log.read_text(errors='replace')[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on {port} within {timeout}s: {process.args!r}")
-
-
 @attrs.define
-class Process:
-    """A child process listening on 127.0.0.1:`port`, stopped by its PID."""
+class Process(ServerProcess):
+    """A server process, perhaps run as the child of `wrapper` (py-spy record ... --):
+    `pid` is then that child's."""
 
-    name: str
-    argv: list[str]
-    log: Path
-    env: dict[str, str] = attrs.Factory(lambda: dict(os.environ))
-    port: int = attrs.Factory(free_port)
-    # A command that runs the process as its child (py-spy record ... --).
     wrapper: list[str] = attrs.Factory(list)
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int:
         """The server's process id (the process must have been started)."""
-        assert self.process is not None
         if not self.wrapper:
-            return self.process.pid
-        found = children(self.process.pid)
+            return super().pid
+        found = children(super().pid)
         if len(found) != 1:
             raise RuntimeError(f"{self.wrapper[0]} has children {found}, not one")
         return found[0]
 
-    def start(self, timeout: float = 30.0) -> Process:
-        """Start, and wait until the port accepts connections."""
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        argv = [a.replace("{port}", str(self.port)) for a in [*self.wrapper, *self.argv]]
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(self.port, self.process, timeout, self.log)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def command(self) -> list[str]:
+        """The wrapper's command line, then the server's."""
+        return [*self.wrapper, *super().command()]
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM by PID; SIGKILL if it lingers. A wrapper is left to end by itself
-        once its child has (py-spy then writes its profile)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        if self.wrapper:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        """Stop by PID; a wrapper is left to end by itself once its child has (py-spy
+        then writes its profile)."""
+        if self.wrapper and self.process is not None and self.process.poll() is None:
             with contextlib.suppress(RuntimeError, OSError):
-                os.kill(self.pid, signal.SIGTERM)
+                os.kill(self.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout * 3)
-                return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout)
+                return self.process.wait(timeout * 3)
+        return super().stop(sig, timeout)
 
 
 def python(*args: str) -> list[str]:
@@ -147,32 +98,26 @@ def motia_server(name: str, logs: Path, steps: Path, extra: Sequence[str] = (),
     """`python -m motia_sse start` on a free port of 127.0.0.1, feed limits raised."""
     limits = [x for option, value in FEED_LIMITS.items() if motia_supports(option)
               for x in (option, value)]
-    argv = python("-m", "motia_sse", "start", "--host", "127.0.0.1", "--port", "{port}",
-                  "--steps", str(steps), *limits, *extra)
-    return Process(name, argv, logs / f"{name}.log", env={**os.environ, **(env or {})},
+    return Process(start_argv("--steps", str(steps), *limits, *extra), REPO,
+                   env={**os.environ, **(env or {})}, log=logs / f"{name}.log",
                    wrapper=list(wrapper))
 
 
 def baseline_server(name: str, logs: Path, wrapper: Sequence[str] = ()) -> Process:
     """The bare aiohttp broadcaster (`bench/baseline.py`)."""
-    return Process(name, python("-m", "bench.baseline", "--port", "{port}"),
-                   logs / f"{name}.log", wrapper=list(wrapper))
+    return Process(python("-m", "bench.baseline", "--port", "{port}"), REPO,
+                   log=logs / f"{name}.log", wrapper=list(wrapper))
 
 
 def fake_llm_server(name: str, logs: Path, chunks: int, delay: float) -> Process:
-    """The tests' chat-completions server, streaming `chunks` chunks."""
-    return Process(name, python("-m", "bench.fake_llm", "--port", "{port}", "--chunks",
-                                str(chunks), "--delay", str(delay)), logs / f"{name}.log")
+    """The fake chat-completions server (`bench/fake_llm.py`), streaming `chunks` chunks."""
+    return Process(python("-m", "bench.fake_llm", "--port", "{port}", "--chunks", str(chunks),
+                          "--delay", str(delay)), REPO, log=logs / f"{name}.log")
 
 
-def redis_server(name: str, logs: Path, workdir: Path) -> Process:
+def redis_server(name: str, logs: Path, workdir: Path) -> RedisServer:
     """A redis-server of our own on a free port, nothing on disk."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    return Process(name, [binary, "--port", "{port}", "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", str(workdir)], logs / f"{name}.log")
+    return RedisServer(workdir, log=logs / f"{name}.log")
 
 
 def children(pid: int) -> list[int]:

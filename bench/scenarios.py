@@ -30,6 +30,7 @@ from bench.procs import (
     redis_server,
     wait_quiet,
 )
+from motia_sse.testing import RedisServer
 
 Result = dict[str, Any]
 # Both sides of one measurement: {"motia": {...}, "baseline": {...}}.
@@ -81,13 +82,13 @@ class Options:
 
 
 @contextmanager
-def running(*processes: Process) -> Iterator[list[Process]]:
+def running(*processes: Process | RedisServer) -> Iterator[None]:
     """Start the processes in order; stop them all (by PID) at the end."""
     with ExitStack() as stack:
         for process in processes:
             stack.callback(process.stop)
-            process.start()
-        yield list(processes)
+            process.start(timeout=30.0)
+        yield
 
 
 def client(options: Options, scenario: str, *args: str | int | float) -> Result:

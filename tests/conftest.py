@@ -5,14 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import attrs
@@ -20,9 +16,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from motia_sse import Settings, create_app
+from motia_sse import Settings, create_app, testing
 from motia_sse.http.app import server_options
-from tests.fake_openai import FakeOpenAI
+from motia_sse.testing import FakeOpenAI, start_argv
+
+# Tests import these from here.
+from motia_sse.testing import ServerProcess as ServerProcess
+from motia_sse.testing import free_port as free_port
 from tests.sse_parse import SseReader
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,66 +117,6 @@ async def _open_feed() -> AsyncIterator[Callable[..., Awaitable[SseReader]]]:
     await session.close()
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@attrs.define
-class ServerProcess:
-    """`python -m motia_sse start` as a real process on 127.0.0.1."""
-
-    args: list[str]
-    cwd: Path
-    env: dict[str, str]
-    port: int = attrs.Factory(free_port)
-    process: subprocess.Popen[bytes] | None = None
-    log: Path | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 15.0) -> ServerProcess:
-        """Start and wait until the port accepts connections."""
-        self.log = self.cwd / f"server-{self.port}.log"
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "motia_sse", "start", "--host", "127.0.0.1",
-                 "--port", str(self.port), *self.args],
-                cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited {self.process.returncode}: {self.output()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"server did not listen in {timeout}s: {self.output()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
-        """Signal the process by PID and wait for it; SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        os.kill(self.process.pid, sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            return self.process.wait(timeout)
-
-    def output(self) -> str:
-        """What the server has logged so far."""
-        return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
-
-
 @pytest.fixture(name="server_process")
 def _server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Make server processes that are stopped by PID at the end of the test."""
@@ -184,10 +124,10 @@ def _server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
     def make(*args: str, env: dict[str, str] | None = None, port: int | None = None,
              cwd: Path | None = None) -> ServerProcess:
-        full_env = {**os.environ, **(env or {})}
-        server = ServerProcess(list(args), cwd or tmp_path, full_env)
-        if port is not None:
-            server.port = port
+        port = free_port() if port is None else port
+        cwd = cwd or tmp_path
+        server = ServerProcess(start_argv(*args), cwd, env={**os.environ, **(env or {})},
+                               log=cwd / f"server-{port}.log", port=port)
         started.append(server)
         return server
 
@@ -196,48 +136,18 @@ def _server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         server.stop(signal.SIGKILL)
 
 
-@attrs.define
-class RedisServer:
-    """A redis-server of the tests' own, on a free port, with nothing on disk."""
+class RedisServer(testing.RedisServer):
+    """motia_sse.testing's; a test that starts one is skipped where redis-server is not
+    installed, and fails on CI, which installs it."""
 
-    workdir: Path
-    port: int = attrs.Factory(free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """redis:// URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0, extra: list[str] | None = None) -> RedisServer:
-        """Start and wait until it answers PING."""
-        binary = shutil.which("redis-server")
-        if binary is None:
+    def start(self, timeout: float = 10.0, extra: Sequence[str] = ()) -> Self:
+        """Start, with `extra` options, and wait until it answers PING."""
+        if shutil.which("redis-server") is None:
             message = "redis-server is not installed (.ci/run installs it)"
             if os.environ.get("CI") == "true":
                 pytest.fail(message)
             pytest.skip(message)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), *(extra or [])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"redis-server did not start on {self.port}")
-
-    def stop(self) -> None:
-        """Stop by PID."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        return super().start(timeout, extra)
 
 
 @pytest.fixture(name="redis_server", scope="session")

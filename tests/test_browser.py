@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings, StreamChannel, StreamEvent
 from motia_sse.runtime import RUNTIME
+from motia_sse.testing import FakeOpenAI
 from tests.conftest import EXAMPLE_STEPS, ClientFactory, ServerProcess, WriteSteps
-from tests.fake_openai import FakeOpenAI
 from tests.polling import eventually
 
 IN_CI = os.environ.get("CI") == "true"

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from motia_sse.testing import FakeOpenAI
 from tests.conftest import OpenFeed
-from tests.fake_openai import FakeOpenAI
 from tests.sse_parse import SseReader
 
 

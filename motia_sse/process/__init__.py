@@ -1,1 +1,1 @@
-"""Processes: the dev watcher, in-place reload, the --workers supervisor, scaffolding."""
+"""Processes: dev watcher, --workers supervisor, their children, in-place reload, scaffolding."""

@@ -1,7 +1,7 @@
 """`motia-sse dev`: serve in a child process; reload it when the steps change.
 
 A change is sent to the server as SIGHUP, and the server swaps the new steps in
-while its feeds stay open (hot_reload.py); when that cannot be done, the server exits
+while its feeds stay open (in_place_reload.py); when that cannot be done, the server exits
 with RESTART and a fresh one starts, well under a second later. Open feeds then
 reconnect by themselves and resume with Last-Event-ID, and the SQLite store and queue
 keep items and pending events across it. A change that breaks loading reloads
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 
 from watchfiles import PythonFilter, watch
 
+from motia_sse.process.children import supervised
 from motia_sse.process.in_place_reload import RESTART
 from motia_sse.settings import Settings
 
@@ -32,23 +31,14 @@ log = logging.getLogger("motia_sse")
 _ASKS_FOR_RESTART = (RESTART, -signal.SIGHUP)
 
 
-class _Stop(Exception):
-    """SIGTERM to the watcher: stop the server too."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Stop
-
-
 def serve_with_reload(settings: Settings, argv: list[str]) -> int:
     """Run `start` with the same options in a child; reload or restart it on changes."""
     command = [sys.executable, "-m", "motia_sse", "start",
                *[a for a in argv[1:] if a != "--no-reload"], "--host", settings.host,
                "--reload-in-place"]
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    child, started, changed_at = subprocess.Popen(command), time.monotonic(), 0.0
-    log.info("watching %s for changes", settings.steps_dir)
-    try:
+    with supervised(command, settings.shutdown_timeout + 5, (signal.SIGTERM,)) as children:
+        child, started, changed_at = children.start(), time.monotonic(), 0.0
+        log.info("watching %s for changes", settings.steps_dir)
         for changes in watch(settings.steps_dir, watch_filter=PythonFilter(),
                              yield_on_timeout=True, rust_timeout=500, raise_interrupt=False):
             if changes:
@@ -56,26 +46,11 @@ def serve_with_reload(settings: Settings, argv: list[str]) -> int:
                 changed = ", ".join(sorted({Path(p).name for _, p in changes}))
                 log.info("%s changed", changed)
                 if child.poll() is None:
-                    child.send_signal(signal.SIGHUP)  # reload: see hot_reload.py
+                    child.send_signal(signal.SIGHUP)  # reload: see in_place_reload.py
             # Start again a server that asked to be, or that has ended (its steps did not
             # load, say, or it was ending as the change came) since a change it has not seen.
             status = child.poll()
             if status in _ASKS_FOR_RESTART or (status is not None and changed_at > started):
                 log.info("starting the server again")
-                child, started = subprocess.Popen(command), time.monotonic()
-    except _Stop:
-        pass
-    finally:
-        _stop(child, settings.shutdown_timeout)
+                child, started = children.replace(child), time.monotonic()
     return 0
-
-
-def _stop(child: subprocess.Popen[bytes], grace: float) -> None:
-    if child.poll() is not None:
-        return
-    child.terminate()
-    try:
-        child.wait(grace + 5)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()

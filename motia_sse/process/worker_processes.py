@@ -9,22 +9,13 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
 import sys
 import time
-from types import FrameType
 
+from motia_sse.process.children import supervised
 from motia_sse.settings import Settings
 
 log = logging.getLogger("motia_sse")
-
-
-class _Stop(Exception):
-    """A signal to stop every worker."""
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Stop
 
 
 def serve_workers(settings: Settings, argv: list[str], count: int) -> int:
@@ -34,30 +25,18 @@ def serve_workers(settings: Settings, argv: list[str], count: int) -> int:
               "items, feeds and events through it", file=sys.stderr)
         return 1
     command = [sys.executable, "-m", "motia_sse", *_one_worker(argv)]
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    workers = [subprocess.Popen(command) for _ in range(count)]
-    log.info("started %d workers: %s", count, ", ".join(str(w.pid) for w in workers))
-    try:
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    with supervised(command, settings.shutdown_timeout + 5, stop_signals) as workers:
+        started = [workers.start() for _ in range(count)]
+        log.info("started %d workers: %s", count, ", ".join(str(w.pid) for w in started))
         while True:
             time.sleep(0.5)
-            for index, worker in enumerate(workers):
+            for worker in list(workers.running):
                 if worker.poll() is not None:
                     log.warning("worker %d exited with %s; starting another", worker.pid,
                                 worker.returncode)
                     time.sleep(1.0)  # no tight loop if it cannot start at all
-                    workers[index] = subprocess.Popen(command)
-    except _Stop:
-        pass
-    for worker in workers:
-        if worker.poll() is None:
-            worker.terminate()
-    for worker in workers:
-        try:
-            worker.wait(settings.shutdown_timeout + 5)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+                    workers.replace(worker)
     return 0
 
 
