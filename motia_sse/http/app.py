@@ -28,7 +28,7 @@ def create_app(settings: Settings, project: Project | None = None,
                reloadable: bool = False) -> web.Application:
     """Load the steps (unless given), then build the app; LoadErrors if a file is broken.
 
-    `reloadable` (`motia-sse dev`): reload the steps in place on SIGHUP (hot_reload.py)."""
+    `reloadable` (`motia-sse dev`): reload the steps in place on SIGHUP (in_place_reload.py)."""
     project = project or load_project(settings.steps_dir)
     app = web.Application(middlewares=[_json_errors], client_max_size=settings.max_body_size)
     runtime = build_runtime(settings, project)

@@ -1,6 +1,6 @@
 """`motia-sse dev` reloads steps inside the running server, keeping its open feeds.
 
-The watcher (`reload.py`) sends the server SIGHUP once the changed files load. The
+The watcher (`dev_watcher.py`) sends the server SIGHUP once the changed files load. The
 server loads them again and swaps them in: API routes, event and cron handlers,
 streams and access rules change; the store, the queue, the hub and every open feed
 stay (a feed on a stream the new code no longer defines ends). A change that cannot

@@ -46,7 +46,7 @@ class ApiResponse:
 
 class RouteHandler(Protocol):
     """An API step's aiohttp handler; path parameters from the router's match unless given
-    (hot_reload.py routes with a router of its own)."""
+    (in_place_reload.py routes with a router of its own)."""
 
     def __call__(self, request: web.Request,
                  path_params: Mapping[str, str] | None = None) -> Awaitable[web.Response]: ...
