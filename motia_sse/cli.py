@@ -21,6 +21,7 @@ from aiohttp import web
 from motia_sse.backend import BackendUnavailable
 from motia_sse.exceptions import LoadErrors
 from motia_sse.http.app import create_app, server_options
+from motia_sse.http.workbench_guard import workbench_served
 from motia_sse.logs.output import setup_logging
 from motia_sse.process.in_place_reload import RELOADER, RESTART
 from motia_sse.run.config import ApiRouteConfig
@@ -86,6 +87,61 @@ def _add_serve_options(sub: argparse.ArgumentParser, host: str,
     sub.add_argument("--log-format", choices=("text", "json"),
                      default=env.get("MOTIA_LOG_FORMAT", "text"),
                      help="text, or one JSON object per line ($MOTIA_LOG_FORMAT)")
+    _add_workbench_options(sub, env)
+
+
+def _add_workbench_options(sub: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    sub.add_argument("--workbench", action=_Switch, default=env.get("MOTIA_WORKBENCH", False),
+                     help="start: serve the workbench page, /__motia/* and /openapi.json "
+                          "(dev always does; $MOTIA_WORKBENCH=1)")
+    sub.add_argument("--workbench-token", type=_workbench_token,
+                     default=env.get("MOTIA_WORKBENCH_TOKEN"),
+                     help="serve the workbench only to requests with this token, as "
+                          "'Authorization: Bearer TOKEN' or the cookie its login form sets "
+                          "($MOTIA_WORKBENCH_TOKEN)")
+
+
+class _Switch(argparse.Action):
+    """A flag without a value, whose default may come from the environment as 1 or 0."""
+
+    def __init__(self, option_strings: list[str], dest: str, default: Any = False,
+                 help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, type=_switch,
+                         help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, True)
+
+
+def _switch(raw: str) -> bool:
+    # argparse converts a string default (the environment's value) with this.
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(
+        f"expected 1 or 0 (or true, false) from the environment, got {raw!r}")
+
+
+# What a cookie value may hold unquoted (RFC 6265 cookie-octet): no space, '"', ',',
+# ';' or '\'; printable ASCII, so a header carries it too.
+_TOKEN_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - set('",;\\')
+MIN_TOKEN_LENGTH = 16
+
+
+def _workbench_token(raw: str) -> str:
+    bad = sorted({c for c in raw if c not in _TOKEN_CHARS})
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"may not hold {', '.join(repr(c) for c in bad)}: use printable ASCII without "
+            "spaces, quotes, commas, semicolons or backslashes")
+    if len(raw) < MIN_TOKEN_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"expected at least {MIN_TOKEN_LENGTH} characters, got {len(raw)}; make one "
+            "with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return raw
 
 
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -131,7 +187,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     values["redis_url"] = values["redis_url"] or None
     # dev's watcher runs its server as `start --reload-in-place`.
     dev = args.command == "dev" or getattr(args, "reload_in_place", False)
-    return Settings(host=args.host, dev=dev, **values)
+    return Settings(host=args.host, dev=dev, workbench=args.workbench,
+                    workbench_token=args.workbench_token, **values)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -213,11 +270,23 @@ def _list_steps(steps_dir: Path) -> int:
     return 0
 
 
+def _workbench_state(settings: Settings) -> str:
+    if not workbench_served(settings):
+        return "off (--workbench serves it, with /__motia/* and /openapi.json)"
+    if settings.workbench_token:
+        return "on at that URL, guarded by --workbench-token"
+    if settings.dev:
+        return "on at that URL"
+    return ("on at that URL, unguarded: whoever reaches the port reads it "
+            "(--workbench-token guards it)")
+
+
 def _announce(settings: Settings, project: Project) -> None:
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
     store = f"redis {settings.redis_url}" if settings.redis_url else settings.store
-    log.info("motia-sse %s serving %s on http://%s:%d (store: %s); workbench at that URL",
+    log.info("motia-sse %s serving %s on http://%s:%d (store: %s)",
              _version(), settings.steps_dir, shown, settings.port, store)
+    log.info("workbench: %s", _workbench_state(settings))
     for step in project.api_steps:
         assert isinstance(step.config, ApiRouteConfig)
         log.info("  route  %-6s %s  (%s)", step.config.method.upper(), step.config.path, step.name)

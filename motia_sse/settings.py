@@ -19,6 +19,12 @@ class Settings:
     # `motia-sse dev`: for the person writing the steps (a failing step's answer names
     # its file and line); `start` faces the internet and tells less.
     dev: bool = False
+    # The workbench page, `/__motia/*` and `/openapi.json`: `dev` serves them always,
+    # `start` only when asked (they show handler data and the API's shape).
+    workbench: bool = False
+    # If set, they answer only requests that present it: `Authorization: Bearer ...`,
+    # or the cookie the page's login form sets.
+    workbench_token: str | None = None
     steps_dir: Path = Path("steps")
     store: StoreKind = "sqlite"
     data_dir: Path = Path(".motia")

@@ -50,9 +50,10 @@ def _write_steps(tmp_path: Path) -> WriteSteps:
 
 @pytest.fixture(name="settings")
 def _settings(tmp_path: Path) -> Settings:
-    """Example steps, memory store, short heartbeat."""
+    """Example steps, memory store, short heartbeat; `start`'s mode, with the workbench on
+    (as `--workbench`), which most tests read (test_workbench_guard.py turns it off)."""
     return Settings(steps_dir=EXAMPLE_STEPS, store="memory", data_dir=tmp_path / ".motia",
-                    heartbeat_interval=0.2, shutdown_timeout=2.0)
+                    heartbeat_interval=0.2, shutdown_timeout=2.0, workbench=True)
 
 
 @pytest.fixture(name="make_client")

@@ -370,7 +370,8 @@ async def test_dead_letters_are_listed_and_lead_to_their_logs(
     """An event that fails every attempt is listed; its trace link shows the tracebacks."""
     steps = write_steps(FAILING_STEPS, "failing")
     client = await make_client(Settings(steps_dir=steps, store="memory", max_attempts=2,
-                                        retry_backoff=0.01, shutdown_timeout=2.0))
+                                        retry_backoff=0.01, shutdown_timeout=2.0,
+                                        workbench=True))
     await open_workbench(page, client, "#/logs")
     letters = page.locator(".dead-letters")
     await expect(letters).to_have_attribute("data-count", "0", timeout=WAIT_MS)

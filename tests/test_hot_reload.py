@@ -75,7 +75,7 @@ def _steps(write_steps: WriteSteps) -> Path:
 async def _dev_client(make_client: ClientFactory, steps: Path, tmp_path: Path
                       ) -> TestClient[Any, Any]:
     settings = Settings(steps_dir=steps, store="memory", data_dir=tmp_path / ".motia",
-                        heartbeat_interval=60)
+                        heartbeat_interval=60, workbench=True)
     return await make_client(settings, create_app(settings, reloadable=True))
 
 

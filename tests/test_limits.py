@@ -113,7 +113,7 @@ async def test_id_length_limit(make_client: ClientFactory, settings: Settings) -
 async def test_header_size_limit(server_process: MakeServer) -> None:
     """A header over --max-header-size is refused with a 4xx; the server goes on."""
     server = server_process("--steps", str(EXAMPLE_STEPS), "--store", "memory",
-                            "--max-header-size", "1024").start()
+                            "--max-header-size", "1024", "--workbench").start()
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{server.url}/streams/progress/g/i",
                                headers={"X-Big": "x" * 2000}) as response:

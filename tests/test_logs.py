@@ -56,7 +56,7 @@ async def handler(input: Any, ctx: FlowContext) -> None:
 def _log_settings(write_steps: WriteSteps) -> Settings:
     """A project whose API step logs and emits to an event step that logs too."""
     return Settings(steps_dir=write_steps(STEPS, "log_steps"), store="memory",
-                    heartbeat_interval=0.2, shutdown_timeout=2.0)
+                    heartbeat_interval=0.2, shutdown_timeout=2.0, workbench=True)
 
 
 @pytest.fixture(name="log_client")

@@ -45,7 +45,7 @@ def _cluster(write_steps: WriteSteps, redis_server: RedisServer,
         return server_process(
             "--steps", str(steps), "--redis", redis_url, "--redis-prefix", prefix,
             "--visibility-timeout", "1", "--retry-backoff", "0.05", "--max-attempts", "3",
-            "--heartbeat", "0.5", env=env).start()
+            "--heartbeat", "0.5", "--workbench", env=env).start()
 
     return start
 

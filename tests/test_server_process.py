@@ -110,7 +110,8 @@ async def test_embedded_failures_retry_then_dead_letter(server_process: MakeServ
                                                         write_steps: WriteSteps) -> None:
     """On the default store a failing handler is retried, then dead-lettered, durably."""
     steps = write_steps(WORK_STEPS, "work_steps")
-    server = server_process("--steps", str(steps), "--retry-backoff", "0.05").start()
+    server = server_process("--steps", str(steps), "--retry-backoff", "0.05",
+                            "--workbench").start()
     async with aiohttp.ClientSession() as session:
         await session.post(f"{server.url}/work", json={"n": 3, "mode": "fail"})
 
@@ -119,7 +120,7 @@ async def test_embedded_failures_retry_then_dead_letter(server_process: MakeServ
 
         dead = await eventually(dead_letters, what="a dead letter")
         server.stop(signal.SIGKILL)
-        again = server_process("--steps", str(steps), port=server.port).start()
+        again = server_process("--steps", str(steps), "--workbench", port=server.port).start()
         kept = await (await session.get(f"{again.url}/__motia/dead-letters")).json()
     assert kept == dead
     assert [(d["attempts"], d["error"]) for d in kept] == [(3, "RuntimeError: work 3 always fails")]

@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp import web
 
 from motia_sse.http.feeds import group_feed, item_feed, multiplexed_feed
-from motia_sse.http.openapi import add_openapi
 from motia_sse.http.responses import error_response
 from motia_sse.http.workbench import add_workbench
 from motia_sse.process.in_place_reload import make_reloadable
@@ -42,7 +41,7 @@ def create_app(settings: Settings, project: Project | None = None,
     # Ids may hold braces, which aiohttp's default segment pattern refuses.
     app.router.add_get("/streams/{stream}/{group:[^/]+}", group_feed)
     app.router.add_get("/streams/{stream}/{group:[^/]+}/{item:[^/]+}", item_feed)
-    add_openapi(app)
+    # The page, /__motia/* and /openapi.json: always in dev, if asked in start.
     add_workbench(app, settings)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_feeds)

@@ -29,10 +29,11 @@ _BODY_METHODS = ("post", "put", "patch")
 
 def add_openapi(app: web.Application) -> None:
     """Serve the project's OpenAPI document at `GET /openapi.json`."""
-    app.router.add_get("/openapi.json", _serve)
+    app.router.add_get("/openapi.json", serve_openapi)
 
 
-async def _serve(request: web.Request) -> web.Response:
+async def serve_openapi(request: web.Request) -> web.Response:
+    """`GET /openapi.json`: the document of the project being served now."""
     runtime = request.app[RUNTIME]
     return json_response(200, openapi_document(runtime.project, runtime.settings))
 

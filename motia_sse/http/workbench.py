@@ -11,10 +11,19 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from motia_sse.exceptions import Refused, UnknownStreamError, ValidationError
+from motia_sse.http.access import StreamSubscription
 from motia_sse.http.disconnect import on_disconnect
 from motia_sse.http.json_schema import JsonSchema, json_schema
 from motia_sse.http.numbers import parse_count
+from motia_sse.http.openapi import serve_openapi
 from motia_sse.http.responses import error_response, json_response
+from motia_sse.http.workbench_guard import (
+    Handler,
+    add_login,
+    guard,
+    guard_page,
+    workbench_served,
+)
 from motia_sse.logs.buffer import (
     LEVELS,
     LOG_BUFFER,
@@ -31,41 +40,62 @@ from motia_sse.settings import Settings
 from motia_sse.streams.ids import check_id
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+# The client library of users' own pages: served by `start` too, workbench or not.
+CLIENT_LIBRARY = "motia-stream.js"
 LOG_PARAMS = ("trace_id", "step", "level", "limit", "after")
 MAX_LOG_LIMIT = 5000
 DEFAULT_LOG_LIMIT = 200
 
 
 def add_workbench(app: web.Application, settings: Settings) -> None:
-    """Serve `/__motia/*` and the page at `/`; keep the newest log records."""
+    """Serve `/static/motia-stream.js` (pages use it) always; if the workbench is on
+    (workbench_guard.py), the page at `/`, `/__motia/*` and `/openapi.json`, behind its
+    token if it has one, and keep the newest log records for it."""
     static = settings.static_dir or STATIC_DIR
+    root = static.resolve() if static.is_dir() else None
+    if root is not None:
+        app.router.add_get(f"/static/{CLIENT_LIBRARY}", _library(root))
+    if not workbench_served(settings):
+        return
+    token = settings.workbench_token
     app[LOG_BUFFER] = LogBuffer(settings.log_buffer_size, settings.log_buffer_bytes)
     app.cleanup_ctx.append(_capture_logs)
     app.on_shutdown.append(_end_log_feeds)
-    app.router.add_get("/__motia/steps", _steps)
-    app.router.add_get("/__motia/streams", _streams)
-    app.router.add_get("/__motia/streams/{stream}/groups/{group:[^/]+}", _group)
-    app.router.add_get("/__motia/dead-letters", _dead_letters)
-    app.router.add_get("/__motia/logs", _logs)
-    app.router.add_get("/__motia/logs/feed", _log_feed)
-    if static.is_dir():
-        root = static.resolve()
+    for path, handler in _ENDPOINTS.items():
+        app.router.add_get(path, guard(handler, token))
+    app.router.add_get("/openapi.json", guard(serve_openapi, token))
+    add_login(app, token)
+    if root is not None:
+        app.router.add_get("/", guard_page(_page(root), token))
+        app.router.add_get("/static/{path:.+}", guard(_static_files(root), token))
 
-        async def page(_: web.Request) -> web.FileResponse:
-            return web.FileResponse(root / "index.html", headers=_REVALIDATE)
 
-        async def static_file(request: web.Request) -> web.FileResponse:
-            try:
-                path = (root / request.match_info["path"]).resolve()
-                found = path.is_relative_to(root) and path.is_file()
-            except (OSError, ValueError):  # a name too long, a NUL: it names no file
-                found = False
-            if not found:
-                raise web.HTTPNotFound()
-            return web.FileResponse(path, headers=_REVALIDATE)
+def _library(root: Path) -> Handler:
+    async def library(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(root / CLIENT_LIBRARY, headers=_REVALIDATE)
 
-        app.router.add_get("/", page)
-        app.router.add_get("/static/{path:.+}", static_file)
+    return library
+
+
+def _page(root: Path) -> Handler:
+    async def page(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(root / "index.html", headers=_REVALIDATE)
+
+    return page
+
+
+def _static_files(root: Path) -> Handler:
+    async def static_file(request: web.Request) -> web.FileResponse:
+        try:
+            path = (root / request.match_info["path"]).resolve()
+            found = path.is_relative_to(root) and path.is_file()
+        except (OSError, ValueError):  # a name too long, a NUL: it names no file
+            found = False
+        if not found:
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers=_REVALIDATE)
+
+    return static_file
 
 
 # The page is a set of ES modules; a browser guessing freshness from Last-Modified
@@ -86,14 +116,19 @@ async def _streams(request: web.Request) -> web.Response:
 
 
 async def _group(request: web.Request) -> web.Response:
-    """Every item of one group, as a step would get them from `get_group`."""
+    """Every item of one group, as a step would get them from `get_group`; refused to
+    whoever the stream's access rules refuse its group feed, with the same answer."""
+    runtime = request.app[RUNTIME]
     try:
-        stream = request.app[RUNTIME].streams[request.match_info["stream"]]
+        stream = runtime.streams[request.match_info["stream"]]
         group_id = check_id("group id", request.match_info["group"])
+        await runtime.check_access(request, [StreamSubscription(stream.name, group_id)])
     except UnknownStreamError as exc:
         return error_response(404, exc.error, exc.details)
     except ValidationError as exc:
         return error_response(400, exc.error, exc.details)
+    except Refused as exc:
+        return error_response(exc.status, exc.error, exc.details)
     try:
         items = await stream.get_group(group_id)
     except ValidationError as exc:
@@ -218,6 +253,16 @@ def _log_query(request: web.Request) -> tuple[LogQuery, int, int | None]:
     query = LogQuery(trace_id=texts["trace_id"], step=texts["step"],
                      min_level=LEVELS[level.lower()] if level else 0)
     return query, limit, after
+
+
+_ENDPOINTS: dict[str, Handler] = {
+    "/__motia/steps": _steps,
+    "/__motia/streams": _streams,
+    "/__motia/streams/{stream}/groups/{group:[^/]+}": _group,
+    "/__motia/dead-letters": _dead_letters,
+    "/__motia/logs": _logs,
+    "/__motia/logs/feed": _log_feed,
+}
 
 
 def _describe(step: LoadedStep, steps_dir: Path) -> dict[str, Any]:
