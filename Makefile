@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # Creates the virtualenv when missing; reinstalls when the package metadata changes.
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.py setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -98,8 +98,12 @@ def test_new_project_works_at_once(tmp_path: Path) -> None:
     assert run_cli("new", "shop", cwd=tmp_path).returncode == 0
     project = tmp_path / "shop"
     assert {p.name for p in project.iterdir()} >= {"steps", "Makefile", "README.md"}
+    # As with the virtualenv activated: the Makefile names no interpreter of this machine.
+    assert sys.prefix not in (project / "Makefile").read_text()
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     listed = subprocess.run(["make", "-s", "steps"], cwd=project, capture_output=True,
-                            text=True, timeout=60, check=False)
+                            env={**os.environ, "PATH": path}, text=True, timeout=60,
+                            check=False)
     assert listed.returncode == 0, listed.stderr
     assert "StartJob" in listed.stdout
     again = run_cli("new", "shop", cwd=tmp_path)

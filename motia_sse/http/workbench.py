@@ -33,13 +33,14 @@ from motia_sse.logs.buffer import (
     release,
 )
 from motia_sse.logs.entry import LogEntry
+from motia_sse.package_data import static_dir
 from motia_sse.run.config import ApiRouteConfig, EventConfig
 from motia_sse.run.loader import LoadedStep, LoadedStream
 from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
 from motia_sse.streams.ids import check_id
 
-STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+STATIC_DIR = static_dir()
 # The client library of users' own pages: served by `start` too, workbench or not.
 CLIENT_LIBRARY = "motia-stream.js"
 LOG_PARAMS = ("trace_id", "step", "level", "limit", "after")

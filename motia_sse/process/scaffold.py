@@ -6,10 +6,15 @@ import shutil
 import sys
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "steps"
+from motia_sse.package_data import examples_dir
 
+EXAMPLES = examples_dir()
+
+# No path from the machine that made the project: the Python is found where make runs.
 MAKEFILE = """\
-PYTHON ?= {python}
+# The Python with motia_sse installed: the project's .venv if it has one, else python3 on
+# PATH (an activated virtualenv's); or name it: make dev PYTHON=/path/to/bin/python
+PYTHON ?= $(or $(wildcard .venv/bin/python),python3)
 
 .PHONY: dev start steps
 
@@ -30,6 +35,9 @@ A motia_sse project: step files served as REST endpoints, event
 steps and live Server-Sent Event feeds.
 
     make dev      # http://localhost:3000: the workbench; edits under steps/ reload
+
+`make` runs the Python of the virtualenv where motia_sse is installed: activate it first
+(or create `.venv/` here and install motia_sse into it, or `make dev PYTHON=...`).
 
 Try it:
 
@@ -53,8 +61,8 @@ def create_project(target: Path) -> int:
     target.mkdir(parents=True)
     shutil.copytree(EXAMPLES, target / "steps",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (target / "Makefile").write_text(MAKEFILE.format(python=sys.executable))
+    (target / "Makefile").write_text(MAKEFILE)
     (target / "README.md").write_text(README.format(name=target.name))
-    (target / ".gitignore").write_text(".motia/\n__pycache__/\n")
+    (target / ".gitignore").write_text(".motia/\n.venv/\n__pycache__/\n")
     print(f"created {target}: cd {target} && make dev")
     return 0

@@ -53,7 +53,8 @@ class ServerProcess:
     """A server run as a child process on 127.0.0.1:`port`, stopped by its PID.
 
     `{port}` in `argv` stands for `port`, which may change until it starts. Its output
-    is appended to `log`, or dropped without one."""
+    is appended to `log`, or dropped without one. With `group`, it leads a process group
+    of its own and signals go to the group: a `make` target's children stop with it."""
 
     argv: list[str]
     cwd: Path | None = None
@@ -61,6 +62,7 @@ class ServerProcess:
     log: Path | None = None
     port: int = attrs.Factory(free_port)
     ready: Callable[[int], bool] = accepts_connections
+    group: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,7 +88,8 @@ class ServerProcess:
         command = self.command()
         with open(self.log or os.devnull, "ab") as out:
             self.process = subprocess.Popen(command, cwd=self.cwd, env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT)
+                                            stderr=subprocess.STDOUT,
+                                            start_new_session=self.group)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
@@ -104,7 +107,9 @@ class ServerProcess:
         """Send `sig` and wait for the end, SIGKILL after `timeout` s; the exit status."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
+        if self.process.poll() is None and self.group:
+            _stop_group(self.process, sig, timeout)
+        elif self.process.poll() is None:
             self.process.send_signal(sig)
             wait_or_kill(self.process, timeout)
         return self.process.returncode
@@ -112,6 +117,16 @@ class ServerProcess:
     def output(self) -> str:
         """What it has written so far."""
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
+
+
+def _stop_group(leader: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Signal the process group `leader` leads; SIGKILL the group if the leader lingers."""
+    os.killpg(leader.pid, sig)
+    try:
+        leader.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
 
 
 def start_argv(*args: str) -> list[str]:
