@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from aiohttp import web
 from motia_sse.backend import BackendUnavailable
 from motia_sse.exceptions import LoadErrors
 from motia_sse.http.app import create_app, server_options
+from motia_sse.http.proxy import parse_networks, parse_root_path
 from motia_sse.http.workbench_guard import workbench_served
 from motia_sse.logs.output import setup_logging
 from motia_sse.process.in_place_reload import RELOADER, RESTART
@@ -30,9 +31,28 @@ from motia_sse.settings import Settings
 
 log = logging.getLogger("motia_sse")
 
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type of a parser whose ValueError says what is wrong: one line."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 # (flag, Settings field, type, help); the default is the field's.
 OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--port", "port", int, "port to listen on"),
+    ("--backlog", "backlog", int, "connections the kernel queues before they are accepted"),
+    ("--forwarded-allow-ips", "forwarded_allow_ips", _checked(parse_networks),
+     "proxies (addresses or networks, comma-separated; * for any peer) whose "
+     "X-Forwarded-For / Forwarded name the client and X-Forwarded-Prefix the root path"),
+    ("--root-path", "root_path", _checked(parse_root_path),
+     "path a proxy serves the app under, stripping it (/motia)"),
     ("--steps", "steps_dir", Path, "folder of *_step.py and *_stream.py files"),
     ("--store", "store", str, "where stream items live without Redis: sqlite or memory"),
     ("--data-dir", "data_dir", Path, "folder of the SQLite store and queue"),
@@ -67,6 +87,13 @@ def _version() -> str:
         return "unknown"
 
 
+def _shown(default: Any) -> str:
+    """A default as --help shows it."""
+    if isinstance(default, tuple):
+        default = ",".join(map(str, default))
+    return "none" if default in ("", None) else str(default)
+
+
 def _env_name(flag: str) -> str:
     return "MOTIA_" + flag.removeprefix("--").replace("-", "_").upper()
 
@@ -83,7 +110,7 @@ def _add_serve_options(sub: argparse.ArgumentParser, host: str,
         choices = ("sqlite", "memory") if field == "store" else None
         sub.add_argument(flag, dest=field, type=kind, choices=choices,
                          default=raw if raw is not None else default,
-                         help=f"{about} (default {default}; ${_env_name(flag)})")
+                         help=f"{about} (default {_shown(default)}; ${_env_name(flag)})")
     sub.add_argument("--log-format", choices=("text", "json"),
                      default=env.get("MOTIA_LOG_FORMAT", "text"),
                      help="text, or one JSON object per line ($MOTIA_LOG_FORMAT)")
@@ -228,7 +255,8 @@ def serve(settings: Settings, reuse_port: bool = False, reloadable: bool = False
     app = create_app(settings, project, reloadable)
     try:
         web.run_app(app, host=settings.host, port=settings.port,
-                    print=None, reuse_port=reuse_port or None, **server_options(settings))
+                    print=None, reuse_port=reuse_port or None, backlog=settings.backlog,
+                    **server_options(settings))
     except BackendUnavailable as exc:
         print(f"motia-sse: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,16 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 3000
+    # Connections the kernel queues before they are accepted: a reconnect storm (a deploy,
+    # a network blip) meets no dropped SYNs. aiohttp's own default is 128.
+    backlog: int = 2048
+    # Behind a proxy: the peers (addresses or networks) whose X-Forwarded-For / Forwarded
+    # name the client (for per-client limits and logs) and whose X-Forwarded-Prefix
+    # names the root path. From any other peer those headers are ignored.
+    forwarded_allow_ips: tuple[IPv4Network | IPv6Network, ...] = ()
+    # The path a proxy serves the app under ("/motia"; it strips it before passing the
+    # request on): the base of /openapi.json's `servers`.
+    root_path: str = ""
     # `motia-sse dev`: for the person writing the steps (a failing step's answer names
     # its file and line); `start` faces the internet and tells less.
     dev: bool = False

@@ -34,17 +34,20 @@ export async function getJson(url) {
   return body;
 }
 
-/** `/__motia/steps`, `/__motia/streams`, a group's items, recent logs, dead letters. */
+/**
+ * `__motia/steps`, `__motia/streams`, a group's items, recent logs, dead letters.
+ * Relative to the page, so that they work under a proxy's root path too.
+ */
 export const introspection = {
-  steps: () => getJson("/__motia/steps"),
-  streams: () => getJson("/__motia/streams"),
+  steps: () => getJson("__motia/steps"),
+  streams: () => getJson("__motia/streams"),
   group: (stream, group) =>
-    getJson(`/__motia/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}`),
-  logs: (filters) => getJson(`/__motia/logs?${new URLSearchParams(filters)}`),
-  deadLetters: () => getJson("/__motia/dead-letters"),
+    getJson(`__motia/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}`),
+  logs: (filters) => getJson(`__motia/logs?${new URLSearchParams(filters)}`),
+  deadLetters: () => getJson("__motia/dead-letters"),
 };
 
 /** The live log feed's URL: `event: log` per record after seq `after`, then each new one. */
 export function logFeedUrl(filters, after) {
-  return `/__motia/logs/feed?${new URLSearchParams({ ...filters, after: String(after) })}`;
+  return `__motia/logs/feed?${new URLSearchParams({ ...filters, after: String(after) })}`;
 }

@@ -51,14 +51,24 @@ export function subscriptionPath(stream, group, id = null) {
 }
 
 /**
+ * Where the feeds are when no `url` is given: beside this file as the server serves it,
+ * `<root>/static/motia-stream.js`, so under a proxy's root path (`/motia/streams`) and
+ * on the server's origin when a page elsewhere imports it from there; a copy of this
+ * file served under another name uses "/streams" of its page's origin.
+ */
+export const DEFAULT_URL = new URL(import.meta.url).pathname.endsWith("/static/motia-stream.js")
+  ? new URL("../streams", import.meta.url).href
+  : "/streams";
+
+/**
  * A set of subscriptions carried by one EventSource.
  *
- * Options: `url` (default "/streams"), `debounceMs` (default 25), `onError(err)` for
+ * Options: `url` (default `DEFAULT_URL`), `debounceMs` (default 25), `onError(err)` for
  * errors no subscription's own `onError` heard, `onStatus(status, detail)` with status
  * "idle" | "connecting" | "open" | "reconnecting" | "error".
  */
 export class MotiaStreamClient {
-  constructor({ url = "/streams", debounceMs = 25, onError = null, onStatus = null } = {}) {
+  constructor({ url = DEFAULT_URL, debounceMs = 25, onError = null, onStatus = null } = {}) {
     this.url = url;
     this.debounceMs = debounceMs;
     this.onError = onError;

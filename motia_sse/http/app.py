@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from motia_sse.http.feeds import group_feed, item_feed, multiplexed_feed
+from motia_sse.http.proxy import trust_proxies
 from motia_sse.http.responses import error_response
 from motia_sse.http.workbench import add_workbench
 from motia_sse.process.in_place_reload import make_reloadable
@@ -30,6 +31,7 @@ def create_app(settings: Settings, project: Project | None = None,
     `reloadable` (`motia-sse dev`): reload the steps in place on SIGHUP (in_place_reload.py)."""
     project = project or load_project(settings.steps_dir)
     app = web.Application(middlewares=[_json_errors], client_max_size=settings.max_body_size)
+    trust_proxies(app, settings)  # inside _json_errors: a malformed X-Forwarded-For is JSON
     runtime = build_runtime(settings, project)
     app[RUNTIME] = runtime
     if not reloadable:

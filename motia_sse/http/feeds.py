@@ -48,7 +48,8 @@ def _feed_handler(parse: Parse, doc: str) -> FeedHandler:
 
     async def feed_handler(request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
-        client = request.remote or "unknown"  # behind a proxy, the proxy's address
+        # Behind a trusted proxy, the address it forwards for (proxy.py).
+        client = request.remote or "unknown"
         try:
             subs = await _admit(runtime, request, client, parse)
         except Refused as exc:

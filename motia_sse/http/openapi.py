@@ -14,6 +14,7 @@ from aiohttp import web
 
 from motia_sse.http.json_schema import JsonSchema, json_schema
 from motia_sse.http.openapi_feeds import FEED_TAG, feed_paths, json_content
+from motia_sse.http.proxy import root_path
 from motia_sse.http.responses import TRACE_HEADER, json_response
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.loader import Project
@@ -35,11 +36,14 @@ def add_openapi(app: web.Application) -> None:
 async def serve_openapi(request: web.Request) -> web.Response:
     """`GET /openapi.json`: the document of the project being served now."""
     runtime = request.app[RUNTIME]
-    return json_response(200, openapi_document(runtime.project, runtime.settings))
+    return json_response(200, openapi_document(runtime.project, runtime.settings,
+                                               root_path(request, runtime.settings)))
 
 
-def openapi_document(project: Project, settings: Settings) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of `project`'s API steps and of the feeds."""
+def openapi_document(project: Project, settings: Settings,
+                     root: str = "") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `project`'s API steps and of the feeds; with a
+    proxy's `root` path ("/motia"), its `servers` say the paths are under it."""
     routes = [s.config for s in project.api_steps if isinstance(s.config, ApiRouteConfig)]
     schemas = _Schemas(_count_uses(routes))
     paths: dict[str, dict[str, Any]] = {}
@@ -53,6 +57,7 @@ def openapi_document(project: Project, settings: Settings) -> dict[str, Any]:
         "openapi": OPENAPI_VERSION,
         "info": {"title": "motia_sse", "version": _version(),
                  "description": "The API steps of this project and its stream feeds."},
+        **({"servers": [{"url": root}]} if root else {}),
         "tags": [{"name": flow} for flow in flows if flow != FEED_TAG]
         + [{"name": FEED_TAG, "description": "Server-Sent Event feeds of stream items"}],
         "paths": paths,

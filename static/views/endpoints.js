@@ -213,5 +213,7 @@ function requestUrl(path, pathInputs, queryInputs) {
   const query = new URLSearchParams();
   for (const [name, input] of queryInputs) if (input.value !== "") query.append(name, input.value);
   const qs = query.toString();
-  return qs ? `${filled}?${qs}` : filled;
+  // Under the page's own path: behind a proxy's root path, /open-ai is /motia/open-ai.
+  const url = new URL(`.${filled}${qs ? `?${qs}` : ""}`, document.baseURI);
+  return `${url.pathname}${url.search}`;
 }
