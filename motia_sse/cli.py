@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from errno import EACCES, EADDRINUSE, EADDRNOTAVAIL
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ from motia_sse.http.app import create_app, server_options
 from motia_sse.http.proxy import parse_networks, parse_root_path
 from motia_sse.http.workbench_guard import workbench_served
 from motia_sse.logs.output import setup_logging
+from motia_sse.process.children import CANNOT_SERVE
 from motia_sse.process.in_place_reload import RELOADER, RESTART
 from motia_sse.run.config import ApiRouteConfig
-from motia_sse.run.loader import Project, load_project
+from motia_sse.run.loader import Project, check_steps_dir, load_project
 from motia_sse.settings import Settings
 
 log = logging.getLogger("motia_sse")
@@ -234,6 +236,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if args.command == "dev" and not args.no_reload:
         from motia_sse.process.dev_watcher import serve_with_reload
 
+        try:  # nothing to watch: say so as `start` does
+            check_steps_dir(settings.steps_dir)
+        except LoadErrors as exc:
+            print_load_errors(settings.steps_dir, exc)
+            return 1
         return serve_with_reload(settings, given)
     if args.command == "start" and args.workers > 1:
         from motia_sse.process.worker_processes import serve_workers
@@ -245,7 +252,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def serve(settings: Settings, reuse_port: bool = False, reloadable: bool = False) -> int:
     """Load the steps and serve until stopped; 1 if the steps or Redis are not right,
-    RESTART if a reload asked for a fresh process."""
+    RESTART if a reload asked for a fresh process. Run by a supervisor (`dev`'s watcher,
+    `--workers`), CANNOT_SERVE instead of 1 if the port or Redis is not there."""
+    cannot_serve = CANNOT_SERVE if reuse_port or reloadable else 1
     try:
         project = load_project(settings.steps_dir)
     except LoadErrors as exc:
@@ -259,13 +268,25 @@ def serve(settings: Settings, reuse_port: bool = False, reloadable: bool = False
                     **server_options(settings))
     except BackendUnavailable as exc:
         print(f"motia-sse: {exc}", file=sys.stderr)
-        return 1
+        return cannot_serve
     except OSError as exc:  # binding the port: in use, or not this machine's address
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        print(f"motia-sse: cannot listen on {settings.host}:{settings.port}: {reason}",
-              file=sys.stderr)
-        return 1
+        print(f"motia-sse: cannot listen on {settings.host}:{settings.port}: {reason}"
+              f"{_what_to_do(exc.errno, settings.port)}", file=sys.stderr)
+        return cannot_serve
     return RESTART if RELOADER in app and app[RELOADER].restart else 0
+
+
+def _what_to_do(errno: int | None, port: int) -> str:
+    """What the user can do about a port that cannot be listened on."""
+    if errno == EADDRINUSE:
+        return (f"; another program uses port {port}: stop it, or serve on another port "
+                "with --port")
+    if errno == EADDRNOTAVAIL:
+        return "; --host must be an address of this machine (0.0.0.0 for all of them)"
+    if errno == EACCES:
+        return "; ports below 1024 need privileges: serve on another port with --port"
+    return ""
 
 
 def print_load_errors(steps_dir: Path, exc: LoadErrors) -> None:

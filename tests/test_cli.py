@@ -48,19 +48,94 @@ def test_dev_is_dev_and_start_is_not() -> None:
     assert not parse_settings(["start"], {}).dev
 
 
-def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
-    """Another program listens on the port: exit 1 with one line naming the address."""
+def in_use_line(done: subprocess.CompletedProcess[str], port: int) -> str:
+    """The line (each worker's, with --workers) a command whose port is taken said."""
+    assert "Traceback" not in done.stderr
+    [line] = {x for x in done.stderr.splitlines() if x.startswith("motia-sse:")}
+    assert line.startswith(f"motia-sse: cannot listen on 127.0.0.1:{port}: ")
+    assert "address already in use" in line.lower()
+    assert line.endswith(f"another program uses port {port}: stop it, or serve on another "
+                         "port with --port")
+    return line
+
+
+@pytest.mark.parametrize("command", [("start",), ("dev",), ("dev", "--no-reload")])
+def test_a_port_in_use_is_one_clear_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """Another program listens on the port: one line naming it and what to do, and the
+    command ends (`dev` does not go on watching with nothing serving); 1 for `start`."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # run_cli's timeout fails the test if `dev` stays.
+        done = run_cli(*command, "--host", "127.0.0.1", "--port", str(port), "--steps",
+                       str(EXAMPLE_STEPS), "--store", "memory", cwd=tmp_path)
+    in_use_line(done, port)
+    assert done.returncode == 1
+
+
+def test_workers_on_a_port_in_use_stop(tmp_path: Path, redis_server: RedisServer) -> None:
+    """`start --workers 2` on a taken port: the line, exit 1, no workers started again."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         done = run_cli("start", "--host", "127.0.0.1", "--port", str(port), "--steps",
-                       str(EXAMPLE_STEPS), "--store", "memory", cwd=tmp_path)
+                       str(EXAMPLE_STEPS), "--workers", "2", "--redis", redis_server.url,
+                       "--redis-prefix", f"test-{port}", cwd=tmp_path)
+    in_use_line(done, port)
+    assert "starting another" not in done.stderr
     assert done.returncode == 1
+
+
+def test_dev_without_steps_says_what_start_says(tmp_path: Path) -> None:
+    """No steps folder: `dev` says what `start` says (which names it and what to do),
+    exit 1, no traceback, and watches nothing."""
+    said = []
+    for command in ("start", "dev"):
+        done = run_cli(command, "--port", str(free_port()), "--steps", "nowhere", cwd=tmp_path)
+        assert done.returncode == 1
+        said.append(done.stderr)
+    assert said[0] == said[1] == (
+        f"motia-sse: cannot load nowhere:\n  {tmp_path / 'nowhere'}: steps folder not found; "
+        "name yours with --steps DIR, or make a project with `motia-sse new NAME`\n")
+
+
+def test_workbench_flags_and_environment() -> None:
+    """--workbench (or MOTIA_WORKBENCH=1) and --workbench-token (or its variable)."""
+    token = "t0ken-of-twenty-chars"
+    assert not parse_settings(["start"], {}).workbench
+    assert parse_settings(["start", "--workbench"], {}).workbench
+    assert parse_settings(["start"], {"MOTIA_WORKBENCH": "1"}).workbench
+    assert parse_settings(["start"], {"MOTIA_WORKBENCH": "true"}).workbench
+    assert not parse_settings(["start"], {"MOTIA_WORKBENCH": "0"}).workbench
+    assert parse_settings(["start"], {}).workbench_token is None
+    assert parse_settings(["start", "--workbench-token", token], {}).workbench_token == token
+    assert parse_settings(["dev"], {"MOTIA_WORKBENCH_TOKEN": token}).workbench_token == token
+
+
+@pytest.mark.parametrize(("args", "env", "error"), [
+    (("--workbench-token", "short"), {},
+     "argument --workbench-token: expected at least 16 characters, got 5"),
+    ((), {"MOTIA_WORKBENCH_TOKEN": ""},
+     "argument --workbench-token: expected at least 16 characters, got 0"),
+    (("--workbench-token", "sixteen chars and a space"), {},
+     "argument --workbench-token: may not hold ' '"),
+    (("--workbench-token", 'a;b"cccccccccccccccc'), {},
+     "argument --workbench-token: may not hold '\"', ';'"),
+    ((), {"MOTIA_WORKBENCH": "maybe"},
+     "argument --workbench: expected 1 or 0 (or true, false) from the environment, "
+     "got 'maybe'"),
+])
+def test_bad_workbench_settings_are_one_clear_line(
+        tmp_path: Path, args: tuple[str, ...], env: dict[str, str], error: str) -> None:
+    """A bad token or switch stops `start` at once, naming the flag and the problem."""
+    done = subprocess.run([sys.executable, "-m", "motia_sse", "start", "--steps",
+                           str(EXAMPLE_STEPS), *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False, env={**os.environ, **env})
+    assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    [line] = [x for x in done.stderr.splitlines() if x.startswith("motia-sse:")]
-    assert line.startswith(f"motia-sse: cannot listen on 127.0.0.1:{port}: ")
-    assert "address already in use" in line.lower()
+    assert done.stderr.splitlines()[-1].startswith(f"motia-sse start: error: {error}")
 
 
 def test_bad_environment_value_is_a_clear_error() -> None:

@@ -10,6 +10,10 @@ from types import FrameType
 
 import attrs
 
+# The exit status of a child that cannot serve at all (its port is taken, Redis does not
+# answer) and has said why: starting it again would not help, so its supervisor stops.
+CANNOT_SERVE = 69  # EX_UNAVAILABLE
+
 
 class _Stop(Exception):
     """A stop signal reached the supervising process."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from watchfiles import PythonFilter, watch
 
-from motia_sse.process.children import supervised
+from motia_sse.process.children import CANNOT_SERVE, supervised
 from motia_sse.process.in_place_reload import RESTART
 from motia_sse.settings import Settings
 
@@ -50,6 +50,8 @@ def serve_with_reload(settings: Settings, argv: list[str]) -> int:
             # Start again a server that asked to be, or that has ended (its steps did not
             # load, say, or it was ending as the change came) since a change it has not seen.
             status = child.poll()
+            if status == CANNOT_SERVE:  # no edit gives it its port back: stop watching
+                return 1
             if status in _ASKS_FOR_RESTART or (status is not None and changed_at > started):
                 log.info("starting the server again")
                 child, started = children.replace(child), time.monotonic()

@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from motia_sse.process.children import supervised
+from motia_sse.process.children import CANNOT_SERVE, supervised
 from motia_sse.settings import Settings
 
 log = logging.getLogger("motia_sse")
@@ -32,6 +32,8 @@ def serve_workers(settings: Settings, argv: list[str], count: int) -> int:
         while True:
             time.sleep(0.5)
             for worker in list(workers.running):
+                if worker.poll() == CANNOT_SERVE:  # its port is taken, say; it said so
+                    return 1
                 if worker.poll() is not None:
                     log.warning("worker %d exited with %s; starting another", worker.pid,
                                 worker.returncode)

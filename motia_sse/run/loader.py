@@ -70,11 +70,18 @@ class Project:
                 if isinstance(s.config, EventConfig) and topic in s.config.subscribes]
 
 
+def check_steps_dir(steps_dir: Path) -> None:
+    """Raise LoadErrors, saying what to do, if `steps_dir` is no folder."""
+    if not steps_dir.is_dir():
+        raise LoadErrors([LoadError(steps_dir.resolve(), (
+            "steps folder not found; name yours with --steps DIR, or make a project "
+            "with `motia-sse new NAME`"))])
+
+
 def load_project(steps_dir: Path) -> Project:
     """Import every `*_stream.py` and `*_step.py` under `steps_dir`; raise LoadErrors."""
     steps_dir = steps_dir.resolve()
-    if not steps_dir.is_dir():
-        raise LoadErrors([LoadError(steps_dir, "steps folder not found")])
+    check_steps_dir(steps_dir)
     stream_files = find_files(steps_dir, "*_stream.py")
     step_files = find_files(steps_dir, "*_step.py")
     auth_files = find_files(steps_dir, "stream_auth.py")
