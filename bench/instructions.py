@@ -7,6 +7,7 @@ sequential keep-alive POSTs; the difference of the two totals, divided by
 `MANY - FEW`, is the cost of one request with start-up and shutdown taken out.
 
     .venv/bin/python -m bench.instructions            # both servers, ~3 minutes
+    .venv/bin/python -m bench.instructions --metrics  # motia_sse with /metrics on
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ FEW, MANY = 200, 1200
 BODY = b'{"n":1}'
 
 
-def _command(side: str, port: int) -> list[str]:
+def _command(side: str, port: int, extra: list[str]) -> list[str]:
     if side == "baseline":
         return [sys.executable, "-m", "bench.baseline", "--port", str(port)]
     return [sys.executable, "-m", "motia_sse", "start", "--host", "127.0.0.1",
-            "--port", str(port), "--steps", str(BENCH_STEPS), "--store", "memory"]
+            "--port", str(port), "--steps", str(BENCH_STEPS), "--store", "memory", *extra]
 
 
 def _post(port: int, count: int, deadline: float) -> None:
@@ -55,12 +56,14 @@ def _post(port: int, count: int, deadline: float) -> None:
     connection.close()
 
 
-def instructions(side: str, count: int, workdir: Path) -> int:
-    """Total instructions of one server process that answered `count` requests."""
+def instructions(side: str, count: int, workdir: Path, extra: list[str]) -> int:
+    """Total instructions of one server process that answered `count` requests;
+    `extra`: more options of motia_sse's command line."""
     port = free_port()
     out = workdir / f"{side}-{count}.callgrind"
     process = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *_command(side, port)],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+         *_command(side, port, extra)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _post(port, count, time.monotonic() + 300)
@@ -73,19 +76,23 @@ def instructions(side: str, count: int, workdir: Path) -> int:
     return int(totals.group(1))
 
 
-def per_request(side: str, workdir: Path) -> float:
+def per_request(side: str, workdir: Path, extra: list[str]) -> float:
     """Instructions per request, start-up and shutdown taken out."""
-    return (instructions(side, MANY, workdir) - instructions(side, FEW, workdir)) / (MANY - FEW)
+    return ((instructions(side, MANY, workdir, extra) - instructions(side, FEW, workdir, extra))
+            / (MANY - FEW))
 
 
 def main() -> int:
     """Print instructions per request of both servers and their ratio."""
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metrics", action="store_true",
+                        help="run motia_sse with --metrics (each answer counted and timed)")
+    extra = ["--metrics"] if parser.parse_args().metrics else []
     if shutil.which("valgrind") is None:
         print("needs valgrind (apt-get install -y valgrind)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
-        found = {side: per_request(side, Path(tmp)) for side in ("baseline", "motia")}
+        found = {side: per_request(side, Path(tmp), extra) for side in ("baseline", "motia")}
     ratio = found["motia"] / found["baseline"]
     print(f"instructions per request: motia_sse {found['motia']:,.0f}, "
           f"baseline {found['baseline']:,.0f}, ratio {ratio:.2f} "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Callable
 
 import attrs
@@ -34,6 +36,8 @@ REDIS_WAIT = 10.0
 # reconnects and runs again, up to this many times, backing off from 50 ms to 0.5 s:
 # well under a second in all, so a Redis that is really down still fails fast.
 REDIS_RETRIES = 3
+# Seconds a readiness check waits for the store (or Redis) to answer.
+READY_TIMEOUT = 2.0
 
 
 def _redis_retry() -> Retry:
@@ -70,6 +74,23 @@ class Backend:
                 await self.fanout.start()
         except (RedisError, OSError) as exc:
             raise BackendUnavailable(f"cannot reach Redis at {self.redis_url}: {exc}") from exc
+
+    async def ready(self) -> str | None:
+        """Why the store (or Redis) does not answer now, or None if it does.
+
+        The reason names no address: load balancers and strangers may read it."""
+        name = "Redis" if self.redis is not None else "the store"
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                if self.redis is not None:
+                    await self.redis.ping()
+                else:  # a read of an item nobody writes
+                    await self.store.get("", "", "")
+        except TimeoutError:
+            return f"{name} did not answer within {READY_TIMEOUT:g}s"
+        except (RedisError, OSError, sqlite3.Error) as exc:
+            return f"{name} does not answer ({type(exc).__name__})"
+        return None
 
     async def claim_tick(self, step: str, tick: int) -> bool:
         """Whether this process runs cron `step` at `tick`: always, unless on Redis,

@@ -191,6 +191,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     start.add_argument("--workers", type=int, default=int(env.get("MOTIA_WORKERS", "1")),
                        help="server processes sharing the port; above 1 needs --redis "
                             "(default 1; $MOTIA_WORKERS)")
+    start.add_argument("--metrics", action=_Switch, default=env.get("MOTIA_METRICS", False),
+                       help="serve /metrics in Prometheus's text format, every worker's "
+                            "counts added up (dev always does; $MOTIA_METRICS=1)")
+    # Set by --workers for each worker: where the workers find each other's counts.
+    start.add_argument("--metrics-peers", type=Path, help=argparse.SUPPRESS)
     start.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     # Set by `dev`'s watcher for its server: reload the steps in place on SIGHUP.
     start.add_argument("--reload-in-place", action="store_true", help=argparse.SUPPRESS)
@@ -216,6 +221,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     values["redis_url"] = values["redis_url"] or None
     # dev's watcher runs its server as `start --reload-in-place`.
     dev = args.command == "dev" or getattr(args, "reload_in_place", False)
+    values["metrics"] = dev or getattr(args, "metrics", False)
+    values["metrics_peers"] = getattr(args, "metrics_peers", None)
     return Settings(host=args.host, dev=dev, workbench=args.workbench,
                     workbench_token=args.workbench_token, **values)
 

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from motia_sse.backend import Backend, open_backend
 from motia_sse.http.access import AccessControl, StreamSubscription
+from motia_sse.metrics.counted_queue import CountedQueue
+from motia_sse.metrics.meters import Meters
 from motia_sse.queue.base import DeadLetter
 from motia_sse.run.context import ContextFactory, Emitter, Streams
 from motia_sse.run.cron import CronScheduler
@@ -40,6 +42,8 @@ class Runtime:
     # Every feed open now: admitted, counted, sent the heartbeat, closed from here.
     feeds: FeedRoom
     _access: AccessControl
+    # What `/metrics` reports beyond the feeds; None with metrics off.
+    meters: Meters | None = None
 
     async def start(self) -> None:
         """Connect the backend, then start taking events and sending heartbeats."""
@@ -61,6 +65,15 @@ class Runtime:
                            subs: list[StreamSubscription]) -> Any:
         """The request's auth context under the current access rules, or raise Refused."""
         return await self._access.check(request, subs)
+
+    @property
+    def events_in_flight(self) -> int:
+        """Event handlers running now."""
+        return self._worker.running
+
+    async def ready(self) -> str | None:
+        """Why the store (or Redis) does not answer now, or None if it does."""
+        return await self._backend.ready()
 
     async def dead_letters(self, limit: int) -> list[DeadLetter]:
         """Events whose handler failed every attempt, newest first."""
@@ -91,7 +104,8 @@ class Runtime:
                                   Emitter(project, self._backend.queue))
         self._worker.replace(_event_steps(project), contexts)
         await self._cron.stop(self.settings.shutdown_timeout)
-        self._cron = CronScheduler(project.cron_steps, contexts, self._backend.claim_tick)
+        self._cron = CronScheduler(project.cron_steps, contexts, self._backend.claim_tick,
+                                   self.meters)
         self._cron.start()
         gone = set(self.streams.names()) - set(streams.names())
         self.project, self.streams, self.contexts = project, streams, contexts
@@ -106,17 +120,20 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
     """Wire backend, hub, streams and worker for `project`."""
     hub = Hub()
     feeds = FeedRoom(hub, settings.max_feeds, settings.max_feeds_per_client,
-                     settings.heartbeat_interval)
+                     settings.heartbeat_interval, counted=settings.metrics)
     backend = open_backend(settings, hub, [s.name for s in project.event_steps],
                            feeds.close_all)
+    meters = Meters() if settings.metrics else None
+    if meters is not None:
+        backend.queue = CountedQueue(backend.queue, meters, settings.max_attempts)
     custom: list[StreamStore] = []
     accessor = _streams(settings, project, backend, custom)
     contexts = ContextFactory(accessor, State(backend.store), Emitter(project, backend.queue))
     worker = Worker(backend.queue, _event_steps(project), contexts,
-                    settings.max_concurrent_handlers)
-    cron = CronScheduler(project.cron_steps, contexts, backend.claim_tick)
+                    settings.max_concurrent_handlers, meters)
+    cron = CronScheduler(project.cron_steps, contexts, backend.claim_tick, meters)
     return Runtime(settings, project, backend, custom, hub, accessor, contexts, worker, cron,
-                   Frame.retry(settings.retry_ms), feeds, _access(project))
+                   Frame.retry(settings.retry_ms), feeds, _access(project), meters)
 
 
 def _streams(settings: Settings, project: Project, backend: Backend,

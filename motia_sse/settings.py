@@ -74,3 +74,9 @@ class Settings:
     redis_url: str | None = None
     # Prefix of every Redis key and channel, so that apps can share one Redis.
     redis_prefix: str = "motia"
+    # `/metrics` in Prometheus's text format: `dev` serves it always, `start` when asked.
+    # Off, nothing on the request and fan-out paths counts anything.
+    metrics: bool = False
+    # `start --workers N` with metrics: a folder where each worker listens on a Unix
+    # socket, so that the worker a scrape reaches adds up every worker's counts.
+    metrics_peers: Path | None = None

@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from motia_sse.http.feeds import group_feed, item_feed, multiplexed_feed
+from motia_sse.http.health import add_health
+from motia_sse.http.metrics import add_metrics
 from motia_sse.http.proxy import trust_proxies
 from motia_sse.http.responses import error_response
 from motia_sse.http.workbench import add_workbench
@@ -38,11 +40,14 @@ def create_app(settings: Settings, project: Project | None = None,
         for step in project.api_steps:
             assert isinstance(step.config, ApiRouteConfig)
             app.router.add_route(step.config.method.upper(), step.config.path,
-                                 route_handler(step, runtime.contexts, settings.dev))
+                                 route_handler(step, runtime.contexts, settings.dev,
+                                               runtime.meters))
     app.router.add_get("/streams", multiplexed_feed)
     # Ids may hold braces, which aiohttp's default segment pattern refuses.
     app.router.add_get("/streams/{stream}/{group:[^/]+}", group_feed)
     app.router.add_get("/streams/{stream}/{group:[^/]+}/{item:[^/]+}", item_feed)
+    add_health(app)  # always: /healthz, /readyz
+    add_metrics(app)  # /metrics: always in dev, if asked in start
     # The page, /__motia/* and /openapi.json: always in dev, if asked in start.
     add_workbench(app, settings)
     app.cleanup_ctx.append(_lifecycle)

@@ -21,6 +21,7 @@ import attrs
 from aiohttp import web
 
 from motia_sse.exceptions import LoadErrors
+from motia_sse.metrics.meters import Meters
 from motia_sse.run.api_route import RouteHandler, route_handler
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.context import ContextFactory
@@ -36,8 +37,10 @@ RESTART = 75
 class ApiRoutes:
     """The API steps' routes behind one catch-all route, so that a reload can swap them."""
 
-    def __init__(self, steps: Sequence[LoadedStep], contexts: ContextFactory) -> None:
+    def __init__(self, steps: Sequence[LoadedStep], contexts: ContextFactory,
+                 meters: Meters | None = None) -> None:
         self._router = web.UrlDispatcher()
+        self._meters = meters
         self._handlers: dict[web.AbstractRoute, RouteHandler] = {}
         self.replace(steps, contexts)
 
@@ -47,7 +50,8 @@ class ApiRoutes:
         handlers: dict[web.AbstractRoute, RouteHandler] = {}
         for step in steps:
             assert isinstance(step.config, ApiRouteConfig)
-            handler = route_handler(step, contexts, show_where=True)  # dev's alone
+            handler = route_handler(step, contexts, show_where=True,  # dev's alone
+                                    meters=self._meters)
             handlers[router.add_route(step.config.method.upper(), step.config.path,
                                       handler)] = handler
         router.freeze()
@@ -129,7 +133,8 @@ def make_reloadable(app: web.Application) -> None:
 
     Call after every other route is added: the catch-all route must come last."""
     runtime = app[RUNTIME]
-    reloader = Reloader(ApiRoutes(runtime.project.api_steps, runtime.contexts))
+    reloader = Reloader(ApiRoutes(runtime.project.api_steps, runtime.contexts,
+                                  runtime.meters))
     app[RELOADER] = reloader
     app.router.add_route("*", "/{path:.*}", reloader.routes.handle)
     app.cleanup_ctx.append(reloader.listen)

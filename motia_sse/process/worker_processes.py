@@ -3,6 +3,8 @@
 Each worker is a plain `start` process bound with SO_REUSEPORT, so the kernel spreads
 connections over them; Redis makes them one server (items, feeds, events, cron). This
 process only supervises: it restarts a worker that dies and passes SIGTERM and SIGINT on.
+With metrics on, it gives the workers a folder to meet in (`--metrics-peers`): each
+listens there on a Unix socket, and the worker a scrape reaches adds up all their counts.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import tempfile
 import time
+from contextlib import ExitStack
 
 from motia_sse.process.children import CANNOT_SERVE, supervised
 from motia_sse.settings import Settings
@@ -26,7 +30,12 @@ def serve_workers(settings: Settings, argv: list[str], count: int) -> int:
         return 1
     command = [sys.executable, "-m", "motia_sse", *_one_worker(argv)]
     stop_signals = (signal.SIGTERM, signal.SIGINT)
-    with supervised(command, settings.shutdown_timeout + 5, stop_signals) as workers:
+    with ExitStack() as stack:
+        if settings.metrics:
+            peers = stack.enter_context(tempfile.TemporaryDirectory(prefix="motia-metrics-"))
+            command += ["--metrics-peers", peers]
+        workers = stack.enter_context(
+            supervised(command, settings.shutdown_timeout + 5, stop_signals))
         started = [workers.start() for _ in range(count)]
         log.info("started %d workers: %s", count, ", ".join(str(w.pid) for w in started))
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -14,6 +15,7 @@ from motia_sse.backend import is_outage
 from motia_sse.converter import structure, to_json
 from motia_sse.exceptions import InvalidId, ValidationError
 from motia_sse.http.responses import JSON_HEADERS, TRACE_HEADER, error_response
+from motia_sse.metrics.meters import Meters
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.context import ContextFactory, FlowContext, new_trace_id
 from motia_sse.run.handler_call import log_failure
@@ -53,11 +55,12 @@ class RouteHandler(Protocol):
 
 
 def route_handler(step: LoadedStep, contexts: ContextFactory,
-                  show_where: bool = False) -> RouteHandler:
+                  show_where: bool = False, meters: Meters | None = None) -> RouteHandler:
     """The aiohttp handler serving one API step.
 
     `show_where` (dev): a failure's answer names the file and line that raised, which
-    the log always does; facing the internet, the answer names the step and trace."""
+    the log always does; facing the internet, the answer names the step and trace.
+    `meters` (metrics on): each answer is counted by status and timed."""
     config = step.config
     assert isinstance(config, ApiRouteConfig)
 
@@ -82,7 +85,18 @@ def route_handler(step: LoadedStep, contexts: ContextFactory,
         status, body, extra = await _call(step, req, contexts(step, trace_id), show_where)
         return web.Response(status=status, body=body, headers={**JSON_HEADERS, **extra, **headers})
 
-    return handle
+    if meters is None:
+        return handle
+    meter = meters.route(config.method.upper(), config.path)
+
+    async def counted(request: web.Request,
+                      path_params: Mapping[str, str] | None = None) -> web.Response:
+        started = time.perf_counter()
+        response = await handle(request, path_params)
+        meter.observe(response.status, started)
+        return response
+
+    return counted
 
 
 async def _call(step: LoadedStep, req: ApiRequest[Any], ctx: FlowContext,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import attrs
 from croniter import croniter
 
+from motia_sse.metrics.meters import Meters
 from motia_sse.run.context import ContextFactory, new_trace_id
 from motia_sse.run.handler_call import run_handler
 from motia_sse.run.loader import LoadedStep
@@ -35,6 +36,8 @@ class CronScheduler:
     _steps: list[LoadedStep]
     _contexts: ContextFactory
     _claim: ClaimTick = always
+    # With metrics on: runs by step and outcome, and how long they took.
+    _meters: Meters | None = None
     _task: asyncio.Task[None] | None = None
     _running: set[asyncio.Task[None]] = attrs.field(factory=set)
 
@@ -79,5 +82,9 @@ class CronScheduler:
         task.add_done_callback(self._running.discard)
 
     async def _run(self, step: LoadedStep, tick: int) -> None:
-        await run_handler(step, self._contexts(step, new_trace_id()),
-                          failed="cron handler failed", tick=tick)
+        started = time.perf_counter()
+        error = await run_handler(step, self._contexts(step, new_trace_id()),
+                                  failed="cron handler failed", tick=tick)
+        if self._meters is not None:
+            self._meters.handler("cron", step.name).observe(time.perf_counter() - started)
+            self._meters.cron_runs[step.name, "ok" if error is None else "failed"] += 1

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import attrs
 
 from motia_sse.converter import structure
 from motia_sse.exceptions import ValidationError
+from motia_sse.metrics.meters import Meters
 from motia_sse.queue.base import Delivery, EventQueue
 from motia_sse.run.context import ContextFactory
 from motia_sse.run.handler_call import run_handler
@@ -27,6 +29,8 @@ class Worker:
     _steps: dict[str, LoadedStep]
     _contexts: ContextFactory
     _max_concurrent: int
+    # With metrics on: each handler run's duration, by step.
+    _meters: Meters | None = None
     _running: set[asyncio.Task[None]] = attrs.field(factory=set)
     _slots: asyncio.Semaphore = attrs.field(init=False)
     _dispatcher: asyncio.Task[None] | None = None
@@ -109,6 +113,9 @@ class Worker:
         except ValidationError as exc:
             ctx.logger.error(f"dropped event {delivery.topic!r}: {exc.error}", details=exc.details)
             return None
+        started = time.perf_counter()
         error = await run_handler(step, ctx, data, attempt=delivery.attempt,
                                   failed=f"handler failed on event {delivery.topic!r}")
+        if self._meters is not None:
+            self._meters.handler("event", step.name).observe(time.perf_counter() - started)
         return None if error is None else describe(error)

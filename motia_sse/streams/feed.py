@@ -44,6 +44,9 @@ class Feed:
     # Held while the initial state is read, so that nothing overtakes it.
     _held: bool = True
     _closed: bool = False
+    # Frames a newer one replaced (or, for custom events, dropped) before the client
+    # read them; counted on the lagging path only.
+    conflated: int = 0
 
     def offer(self, key: Hashable, frame: Frame) -> None:
         """Write or queue one event; never blocks, never raises on a dead client."""
@@ -55,7 +58,8 @@ class Feed:
         queued = self._pending.get(key)
         if queued is not None and queued.kind == "create" and frame.kind != "create":
             key = (key, "then")  # keep the create; conflate what follows it
-        self._pending.pop(key, None)
+        if self._pending.pop(key, None) is not None:
+            self.conflated += 1
         self._pending[key] = frame
         if not self._held:
             self._wake()
@@ -69,7 +73,8 @@ class Feed:
                 self._custom = deque()
             self._custom.append(key)
             while len(self._custom) > MAX_PENDING_CUSTOM:
-                self._pending.pop(self._custom.popleft(), None)
+                if self._pending.pop(self._custom.popleft(), None) is not None:
+                    self.conflated += 1
 
     def heartbeat(self, frame: Frame) -> None:
         """Write a heartbeat if the connection is idle; a feed with frames queued or in the
@@ -111,6 +116,11 @@ class Feed:
     def pending(self) -> int:
         """Frames waiting for the client to read (bounded by what it watches)."""
         return len(self._pending)
+
+    @property
+    def lagging(self) -> bool:
+        """Whether the client is behind: frames wait for it, or the socket's buffer is full."""
+        return not self._held and (bool(self._pending) or self._protocol.writing_paused)
 
     @property
     def buffered(self) -> int:
@@ -159,3 +169,25 @@ def _scope(key: Hashable) -> Hashable:
         kind, stream, group, item = key
         return (kind, stream, group, None if kind.watches_group else item)
     return key
+
+
+@attrs.define(eq=False)
+class CountedFeed(Feed):
+    """A feed that also counts what it writes, for `/metrics`; the plain Feed, made when
+    metrics are off, has no counting on its fast path."""
+
+    # What the feed URL is: "item", "group" or "multiplexed".
+    kind: str = ""
+    frames: int = 0
+    bytes_written: int = 0
+
+    def _write(self, frame: Frame) -> None:
+        # Feed._write again rather than a super() call: one call less per frame.
+        transport = self._protocol.transport
+        if transport is None or transport.is_closing():
+            self.close()
+            return
+        data = frame.chunk if self._chunked else frame.raw
+        transport.write(data)
+        self.frames += 1
+        self.bytes_written += len(data)

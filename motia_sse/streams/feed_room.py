@@ -7,12 +7,36 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import attrs
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.base_protocol import BaseProtocol
 
 from motia_sse.exceptions import Refused
-from motia_sse.streams.feed import Feed
+from motia_sse.streams.feed import CountedFeed, Feed
 from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Hub, Subscription
 from motia_sse.tasks import cancel_and_wait
+
+# Why a feed was refused, by the status it got: the metrics' `reason` label.
+REFUSALS = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+            429: "max_feeds_per_client", 503: "max_feeds"}
+FEED_KINDS = ("item", "group", "multiplexed", "logs")
+
+
+@attrs.frozen
+class FeedStats:
+    """What `/metrics` reports of the feeds, read at scrape time."""
+
+    # Open now, by kind (FEED_KINDS); "logs" are the workbench's log feeds.
+    open: dict[str, int]
+    # Open now and behind: frames wait for the client, or its socket buffer is full.
+    lagging: int
+    subscriptions: int
+    # Since start, feeds open and ended alike: frames and bytes written (counted only
+    # with metrics on), frames conflated, feeds refused by reason.
+    frames: int
+    bytes_written: int
+    conflated: int
+    refused: dict[str, int]
 
 
 @attrs.define(eq=False)
@@ -28,21 +52,39 @@ class FeedRoom:
     _max_feeds: int
     _max_per_client: int
     _heartbeat_interval: float
+    # Metrics on: feeds count the frames and bytes they write (CountedFeed).
+    _counted: bool = False
     _feeds: set[Feed] = attrs.field(factory=set)
     _by_client: Counter[str] = attrs.field(factory=Counter)
     _open: int = 0
     _heartbeat: asyncio.Task[None] | None = None
+    # What the feeds that have ended counted: frames, bytes, conflated.
+    _ended: list[int] = attrs.field(factory=lambda: [0, 0, 0])
+    _refused: Counter[str] = attrs.field(factory=Counter)
 
     def admit(self, client: str) -> None:
         """Raise Refused if one more feed, from `client`, would pass a limit."""
         if self._open >= self._max_feeds:
+            self.refused(503)
             raise Refused(503, "too many open feeds", [
                 f"the server holds {self._open} feeds, its limit (max_feeds)"])
         held = self._by_client[client]
         if held >= self._max_per_client:
+            self.refused(429)
             raise Refused(429, "too many feeds from this address", [
                 f"{client} holds {held} feeds, the limit is {self._max_per_client} "
                 "(max_feeds_per_client)"])
+
+    def refused(self, status: int) -> None:
+        """Count a feed refused with `status` (the limits count their own)."""
+        self._refused[REFUSALS.get(status, str(status))] += 1
+
+    def new_feed(self, protocol: BaseProtocol, writer: AbstractStreamWriter, chunked: bool,
+                 kind: str) -> Feed:
+        """The feed writing one connection's events; with metrics on, one that counts."""
+        if self._counted:
+            return CountedFeed(protocol, writer, chunked, kind=kind)
+        return Feed(protocol, writer, chunked)
 
     def add(self, feed: Feed, client: str, subs: Iterable[Subscription]) -> None:
         """Keep a stream feed open from `client`, offered every change `subs` cover."""
@@ -57,6 +99,10 @@ class FeedRoom:
             self._hub.unsubscribe(sub, feed)
         self._feeds.discard(feed)
         self.release(client)
+        self._ended[2] += feed.conflated
+        if isinstance(feed, CountedFeed):
+            self._ended[0] += feed.frames
+            self._ended[1] += feed.bytes_written
 
     def hold(self, client: str) -> None:
         """Count one more open feed from `client` (a log feed counts only this way)."""
@@ -78,6 +124,22 @@ class FeedRoom:
     def held_by(self, client: str) -> int:
         """Feeds `client` holds open now: what `max_per_client` counts."""
         return self._by_client[client]
+
+    def stats(self) -> FeedStats:
+        """The counts `/metrics` reports: one pass over the open feeds."""
+        frames, bytes_written, conflated = self._ended
+        kinds = dict.fromkeys(FEED_KINDS, 0)
+        lagging = 0
+        for feed in self._feeds:
+            conflated += feed.conflated
+            lagging += feed.lagging
+            if isinstance(feed, CountedFeed):
+                frames += feed.frames
+                bytes_written += feed.bytes_written
+                kinds[feed.kind] = kinds.get(feed.kind, 0) + 1
+        kinds["logs"] = self._open - len(self._feeds)
+        return FeedStats(kinds, lagging, self._hub.subscriber_count, frames, bytes_written,
+                         conflated, dict(self._refused))
 
     def __len__(self) -> int:
         return len(self._feeds)

@@ -1,0 +1,42 @@
+"""An event queue that counts what passes through it; used only with metrics on."""
+
+from __future__ import annotations
+
+import attrs
+
+from motia_sse.metrics.meters import Meters
+from motia_sse.queue.base import DeadLetter, Delivery, EventQueue
+
+
+@attrs.define
+class CountedQueue:
+    """Wraps any EventQueue: deliveries queued, retried and dead-lettered, by step."""
+
+    _queue: EventQueue
+    _meters: Meters
+    # Tries a delivery gets (the queues' RetryPolicy): a failure of the last one is
+    # a dead letter, any earlier one a retry.
+    _max_attempts: int
+
+    async def put(self, delivery: Delivery) -> None:
+        await self._queue.put(delivery)
+        self._meters.queued[delivery.step] += 1
+
+    async def get(self) -> Delivery:
+        return await self._queue.get()
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._queue.ack(delivery)
+
+    async def fail(self, delivery: Delivery, error: str) -> None:
+        await self._queue.fail(delivery, error)
+        if delivery.attempt >= self._max_attempts:
+            self._meters.dead_lettered[delivery.step] += 1
+        else:
+            self._meters.retried[delivery.step] += 1
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        return await self._queue.dead_letters(limit)
+
+    async def close(self) -> None:
+        await self._queue.close()
