@@ -22,6 +22,7 @@ from aiohttp import web
 from motia_sse.backend import BackendUnavailable
 from motia_sse.exceptions import LoadErrors
 from motia_sse.http.app import create_app, server_options
+from motia_sse.http.cors import check_cors, parse_origins
 from motia_sse.http.proxy import parse_networks, parse_root_path
 from motia_sse.http.workbench_guard import workbench_served
 from motia_sse.logs.output import setup_logging
@@ -117,6 +118,29 @@ def _add_serve_options(sub: argparse.ArgumentParser, host: str,
                      default=env.get("MOTIA_LOG_FORMAT", "text"),
                      help="text, or one JSON object per line ($MOTIA_LOG_FORMAT)")
     _add_workbench_options(sub, env)
+    _add_cors_options(sub, env)
+
+
+def _add_cors_options(sub: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    sub.add_argument("--cors-origin", dest="cors_origins", action=_Origins,
+                     type=_checked(parse_origins),
+                     default=env.get("MOTIA_CORS_ORIGIN") or (),
+                     help="let pages on this origin (scheme://host[:port], or '*' for any) "
+                          "call the API and open feeds; repeat it, or separate origins "
+                          "with commas (default none: no CORS headers; $MOTIA_CORS_ORIGIN)")
+    sub.add_argument("--cors-credentials", action=_Switch,
+                     default=env.get("MOTIA_CORS_CREDENTIALS", False),
+                     help="let those pages send the user's cookies too; needs listed "
+                          "origins, not '*' ($MOTIA_CORS_CREDENTIALS=1)")
+
+
+class _Origins(argparse.Action):
+    """`--cors-origin`, repeatable; the flags given replace $MOTIA_CORS_ORIGIN's list."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, (*(() if given is self.default else given), *values))
 
 
 def _add_workbench_options(sub: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
@@ -223,8 +247,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
     dev = args.command == "dev" or getattr(args, "reload_in_place", False)
     values["metrics"] = dev or getattr(args, "metrics", False)
     values["metrics_peers"] = getattr(args, "metrics_peers", None)
+    values["cors_origins"], values["cors_credentials"] = _cors(args)
     return Settings(host=args.host, dev=dev, workbench=args.workbench,
                     workbench_token=args.workbench_token, **values)
+
+
+def _cors(args: argparse.Namespace) -> tuple[tuple[str, ...], bool]:
+    try:
+        check_cors(args.cors_origins, args.cors_credentials)
+    except ValueError as exc:  # two flags that do not go together: one line, no usage
+        raise SystemExit(f"motia-sse: {exc}") from None
+    return args.cors_origins, args.cors_credentials
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -74,6 +74,11 @@ class Settings:
     redis_url: str | None = None
     # Prefix of every Redis key and channel, so that apps can share one Redis.
     redis_prefix: str = "motia"
+    # Origins whose pages may call the API and open feeds ("https://app.example.com",
+    # or "*" for any); empty, no CORS header at all. `cors_credentials`: with the
+    # user's cookies too (never with "*").
+    cors_origins: tuple[str, ...] = ()
+    cors_credentials: bool = False
     # `/metrics` in Prometheus's text format: `dev` serves it always, `start` when asked.
     # Off, nothing on the request and fan-out paths counts anything.
     metrics: bool = False

@@ -65,11 +65,15 @@ export const DEFAULT_URL = new URL(import.meta.url).pathname.endsWith("/static/m
  *
  * Options: `url` (default `DEFAULT_URL`), `debounceMs` (default 25), `onError(err)` for
  * errors no subscription's own `onError` heard, `onStatus(status, detail)` with status
- * "idle" | "connecting" | "open" | "reconnecting" | "error".
+ * "idle" | "connecting" | "open" | "reconnecting" | "error". `withCredentials` (default
+ * false): send the user's cookies to a server on another origin, which must allow it
+ * (`--cors-credentials`).
  */
 export class MotiaStreamClient {
-  constructor({ url = DEFAULT_URL, debounceMs = 25, onError = null, onStatus = null } = {}) {
+  constructor({ url = DEFAULT_URL, debounceMs = 25, onError = null, onStatus = null,
+               withCredentials = false } = {}) {
     this.url = url;
+    this.withCredentials = withCredentials;
     this.debounceMs = debounceMs;
     this.onError = onError;
     this._statusListeners = new Set(onStatus ? [onStatus] : []);
@@ -175,7 +179,7 @@ export class MotiaStreamClient {
       return;
     }
     const url = this._urlFor(keys);
-    const source = new EventSource(url);
+    const source = new EventSource(url, { withCredentials: this.withCredentials });
     this._source = source;
     this._sourceKeys = keys;
     this._setStatus("connecting");
@@ -273,7 +277,7 @@ export class MotiaStreamClient {
 
   async _diagnose(source, url, keys) {
     this._setStatus("connecting");
-    const answer = await probe(url);
+    const answer = await probe(url, this.withCredentials);
     if (source !== this._source) return; // the subscriptions changed meanwhile
     if (answer.ok || answer.error.transient) {
       // Answered now (whatever it was has passed) or down for now: try again, later each time.
@@ -289,7 +293,7 @@ export class MotiaStreamClient {
     // A refusal: find which subscriptions the server refuses, and carry on without them.
     let refused = keys.length === 1 ? [[keys[0], answer.error]] : [];
     if (keys.length > 1) {
-      const answers = await Promise.all(keys.map((k) => probe(this._urlFor([k]))));
+      const answers = await Promise.all(keys.map((k) => probe(this._urlFor([k]), this.withCredentials)));
       if (source !== this._source) return;
       refused = keys.map((k, i) => [k, answers[i].error]).filter(([, e]) => e && !e.transient);
       if (refused.length === 0) refused = keys.map((k) => [k, answer.error]); // refused together
@@ -328,11 +332,14 @@ export class MotiaStreamClient {
 }
 
 /** Fetch a feed URL once to learn why it was refused: `{ok: true}` or `{ok: false, error}`. */
-async function probe(url) {
+async function probe(url, withCredentials) {
   const abort = new AbortController();
   let response;
   try {
-    response = await fetch(url, { headers: { Accept: "text/event-stream" }, signal: abort.signal, cache: "no-store" });
+    response = await fetch(url, {
+      headers: { Accept: "text/event-stream" }, signal: abort.signal, cache: "no-store",
+      credentials: withCredentials ? "include" : "same-origin",
+    });
   } catch (err) {
     return { ok: false, error: new MotiaStreamError(`cannot reach ${url}: ${err.message}`, { url, transient: true }) };
   }

@@ -8,9 +8,12 @@ import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
+import attrs
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings, StreamChannel, StreamEvent
@@ -422,6 +425,180 @@ async def test_narrow_window_has_no_sideways_scroll(
         assert overflow <= 0
     finally:
         await page.close()
+
+
+async def test_a_guarded_workbench_asks_for_its_token_then_works(
+    page: Page, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """--workbench-token: the page is a form; a wrong token is refused, the right one opens
+    the workbench, whose reads and live log feed then carry the cookie, none refused."""
+    token = "a-workbench-token-for-the-test"
+    client = await make_client(Settings(
+        steps_dir=EXAMPLE_STEPS, store="memory", data_dir=tmp_path / ".motia",
+        shutdown_timeout=2.0, workbench=True, workbench_token=token))
+    refused: list[str] = []
+    await page.goto(str(client.make_url("/")))
+    await page.get_by_label("Token").fill("not-the-token")
+    await page.get_by_role("button", name="Open the workbench").click()
+    await expect(page.get_by_text("That is not the workbench token.")).to_be_visible()
+    page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
+    await page.get_by_label("Token").fill(token)
+    await page.get_by_role("button", name="Open the workbench").click()
+    await expect(page.locator(".view:not([hidden])")).to_be_visible(timeout=WAIT_MS)
+    assert page.url == str(client.make_url("/"))
+    await page.goto(str(client.make_url("/")) + "#/logs")
+    logs = page.locator(".log-list")
+    await expect(logs).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    job = await client.post("/jobs", json={"steps": 1, "delay": 0})
+    trace = job.headers["x-trace-id"]
+    line = logs.locator(f'.log-line[data-trace="{trace}"][data-step="RunJob"]')
+    await expect(line).to_contain_text("job finished", timeout=WAIT_MS)
+    assert refused == []
+
+
+# A page on another origin: it imports motia-stream.js from the API server (falling back
+# to a copy of its own, which a server without CORS leaves it), POSTs to /jobs, and
+# follows an item through the client. `seen` records how each part went.
+CLIENT_LIBRARY = Path(__file__).resolve().parent.parent / "static" / "motia-stream.js"
+ELSEWHERE_PAGE = """<!doctype html>
+<meta charset="utf-8"><title>a page elsewhere</title>
+<script type="module">
+  const params = new URLSearchParams(location.search);
+  const api = params.get("api");
+  const seen = window.seen = { updates: [] };
+  let lib;
+  try {
+    lib = await import(`${api}/static/motia-stream.js`);
+    seen.library = "server";
+  } catch (err) {
+    lib = await import("/motia-stream.js");
+    seen.library = "copy";
+  }
+  let group = params.get("group");
+  if (params.has("post")) {
+    try {
+      const res = await fetch(`${api}/jobs`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ steps: 3, delay: 0.05 }),
+      });
+      seen.status = res.status;
+      group = seen.traceId = res.headers.get("x-trace-id");
+    } catch (err) {
+      seen.postError = String(err);
+    }
+  }
+  const client = new lib.MotiaStreamClient({
+    url: `${api}/streams`, withCredentials: params.has("credentials") });
+  client.subscribeItem(params.get("stream"), group, params.get("id"),
+    (item) => seen.updates.push(item),
+    { onError: (err) => { seen.feedError = `${err.status || ""} ${err.message}`.trim(); } });
+</script>
+"""
+INBOX_STREAM = """
+import attrs
+
+from motia_sse import StreamConfig
+
+
+@attrs.frozen
+class Note:
+    text: str
+
+
+def signed_in(sub, auth):
+    return auth is not None
+
+
+config = StreamConfig(name="inbox", schema=Note, can_access=signed_in)
+"""
+COOKIE_AUTH = """
+async def authenticate(request):
+    return {"user": "alice"} if request.cookies.get("session") == "alice-session" else None
+"""
+
+
+@pytest.fixture(name="elsewhere")
+async def _elsewhere(aiohttp_server: Any) -> str:
+    """A second server on 127.0.0.1 (another port: another origin) serving ELSEWHERE_PAGE
+    and a copy of motia-stream.js; its origin."""
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(text=ELSEWHERE_PAGE, content_type="text/html")
+
+    async def copy(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(CLIENT_LIBRARY)
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_get("/motia-stream.js", copy)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    return str(server.make_url("")).rstrip("/")
+
+
+async def open_elsewhere(page: Page, elsewhere: str, client: TestClient[Any, Any],
+                         **params: str) -> None:
+    """Open the page elsewhere, against `client`'s server, and wait for its script to run."""
+    api = str(client.make_url("")).rstrip("/")
+    await page.goto(f"{elsewhere}/?{urlencode({'api': api, **params})}")
+    await page.wait_for_function("window.seen && seen.library", timeout=WAIT_MS)
+
+
+async def test_page_elsewhere_is_refused_without_cors(
+    page: Page, client: TestClient[Any, Any], elsewhere: str
+) -> None:
+    """No --cors-origin: the browser keeps the API's answer and the feed from another origin."""
+    await client.app[RUNTIME].streams["progress"].set(
+        "cors", "job", {"status": "done", "done": 1, "total": 1})
+    await open_elsewhere(page, elsewhere, client, post="1", stream="progress", group="cors",
+                         id="job")
+    await page.wait_for_function("seen.postError && seen.feedError", timeout=WAIT_MS)
+    seen = await page.evaluate("seen")
+    assert seen["library"] == "copy"  # the import from the server was refused as well
+    assert "Failed to fetch" in seen["postError"]
+    assert seen["feedError"].startswith("cannot reach ")
+    assert seen["updates"] == []
+
+
+async def test_page_elsewhere_posts_and_follows_with_cors(
+    page: Page, make_client: ClientFactory, settings: Settings, elsewhere: str
+) -> None:
+    """--cors-origin names the page's origin: the POST answers, the item arrives live."""
+    client = await make_client(attrs.evolve(settings, cors_origins=(elsewhere,)))
+    await open_elsewhere(page, elsewhere, client, post="1", stream="progress", id="job")
+    await page.wait_for_function("seen.updates.at(-1)?.status === 'done'", timeout=WAIT_MS)
+    seen = await page.evaluate("seen")
+    assert seen["library"] == "server"
+    assert (seen["status"], len(seen["traceId"])) == (200, 32)  # x-trace-id is exposed
+    assert "postError" not in seen
+    assert "feedError" not in seen
+    assert [u["done"] for u in seen["updates"]][-1] == 3
+
+
+async def test_page_elsewhere_sends_cookies_with_cors_credentials(
+    browser: Browser, make_client: ClientFactory, settings: Settings, elsewhere: str,
+    write_steps: WriteSteps
+) -> None:
+    """--cors-credentials: the client's withCredentials carries the user's cookie to the
+    feed's authenticate; without it the feed is refused, with the server's reason."""
+    steps = write_steps({"inbox_stream.py": INBOX_STREAM, "stream_auth.py": COOKIE_AUTH})
+    client = await make_client(attrs.evolve(settings, steps_dir=steps, cors_origins=(elsewhere,),
+                                            cors_credentials=True))
+    await client.app[RUNTIME].streams["inbox"].set("alice", "hello", {"text": "hi"})
+    context = await browser.new_context()
+    await context.add_cookies([{"name": "session", "value": "alice-session",
+                                "url": str(client.make_url("/"))}])
+    try:
+        page = await context.new_page()
+        await open_elsewhere(page, elsewhere, client, stream="inbox", group="alice",
+                             id="hello", credentials="1")
+        await page.wait_for_function("seen.updates.length", timeout=WAIT_MS)
+        assert await page.evaluate("seen.updates") == [{"text": "hi", "id": "hello"}]
+        anonymous = await context.new_page()
+        await open_elsewhere(anonymous, elsewhere, client, stream="inbox", group="alice",
+                             id="hello")
+        await anonymous.wait_for_function("seen.feedError", timeout=WAIT_MS)
+        assert await anonymous.evaluate("seen.feedError") == "401 authentication required"
+    finally:
+        await context.close()
 
 
 async def test_a_guarded_workbench_asks_for_its_token_then_works(

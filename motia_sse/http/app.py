@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from motia_sse.http.cors import add_cors
 from motia_sse.http.feeds import group_feed, item_feed, multiplexed_feed
 from motia_sse.http.health import add_health
 from motia_sse.http.metrics import add_metrics
@@ -52,6 +53,7 @@ def create_app(settings: Settings, project: Project | None = None,
     add_workbench(app, settings)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_feeds)
+    add_cors(app, settings)  # after the routes it covers, before dev's catch-all
     if reloadable:
         make_reloadable(app)
     return app

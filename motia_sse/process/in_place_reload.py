@@ -21,6 +21,7 @@ import attrs
 from aiohttp import web
 
 from motia_sse.exceptions import LoadErrors
+from motia_sse.http.cors import allow_cross_origin
 from motia_sse.metrics.meters import Meters
 from motia_sse.run.api_route import RouteHandler, route_handler
 from motia_sse.run.config import ApiRouteConfig
@@ -136,5 +137,8 @@ def make_reloadable(app: web.Application) -> None:
     reloader = Reloader(ApiRoutes(runtime.project.api_steps, runtime.contexts,
                                   runtime.meters))
     app[RELOADER] = reloader
-    app.router.add_route("*", "/{path:.*}", reloader.routes.handle)
+    catch_all = app.router.add_resource("/{path:.*}")
+    # Its preflight route first: aiohttp-cors adds none beside an any-method route.
+    allow_cross_origin(app, catch_all)
+    catch_all.add_route("*", reloader.routes.handle)
     app.cleanup_ctx.append(reloader.listen)
