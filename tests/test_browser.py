@@ -427,35 +427,6 @@ async def test_narrow_window_has_no_sideways_scroll(
         await page.close()
 
 
-async def test_a_guarded_workbench_asks_for_its_token_then_works(
-    page: Page, make_client: ClientFactory, tmp_path: Path
-) -> None:
-    """--workbench-token: the page is a form; a wrong token is refused, the right one opens
-    the workbench, whose reads and live log feed then carry the cookie, none refused."""
-    token = "a-workbench-token-for-the-test"
-    client = await make_client(Settings(
-        steps_dir=EXAMPLE_STEPS, store="memory", data_dir=tmp_path / ".motia",
-        shutdown_timeout=2.0, workbench=True, workbench_token=token))
-    refused: list[str] = []
-    await page.goto(str(client.make_url("/")))
-    await page.get_by_label("Token").fill("not-the-token")
-    await page.get_by_role("button", name="Open the workbench").click()
-    await expect(page.get_by_text("That is not the workbench token.")).to_be_visible()
-    page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
-    await page.get_by_label("Token").fill(token)
-    await page.get_by_role("button", name="Open the workbench").click()
-    await expect(page.locator(".view:not([hidden])")).to_be_visible(timeout=WAIT_MS)
-    assert page.url == str(client.make_url("/"))
-    await page.goto(str(client.make_url("/")) + "#/logs")
-    logs = page.locator(".log-list")
-    await expect(logs).to_have_attribute("data-state", "live", timeout=WAIT_MS)
-    job = await client.post("/jobs", json={"steps": 1, "delay": 0})
-    trace = job.headers["x-trace-id"]
-    line = logs.locator(f'.log-line[data-trace="{trace}"][data-step="RunJob"]')
-    await expect(line).to_contain_text("job finished", timeout=WAIT_MS)
-    assert refused == []
-
-
 # A page on another origin: it imports motia-stream.js from the API server (falling back
 # to a copy of its own, which a server without CORS leaves it), POSTs to /jobs, and
 # follows an item through the client. `seen` records how each part went.
