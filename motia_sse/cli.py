@@ -376,6 +376,9 @@ def _announce(settings: Settings, project: Project) -> None:
     log.info("motia-sse %s serving %s on http://%s:%d (store: %s)",
              _version(), settings.steps_dir, shown, settings.port, store)
     log.info("workbench: %s", _workbench_state(settings))
+    if settings.forwarded_allow_ips:
+        log.info("client addresses and root path from the forwarding headers of %s",
+                 ", ".join(map(str, settings.forwarded_allow_ips)))
     for step in project.api_steps:
         assert isinstance(step.config, ApiRouteConfig)
         log.info("  route  %-6s %s  (%s)", step.config.method.upper(), step.config.path, step.name)

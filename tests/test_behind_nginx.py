@@ -179,9 +179,11 @@ async def test_the_workbench_works_under_the_prefix(browser: Browser, nginx: str
     assert problems == []
 
 
-async def test_a_feed_is_live_through_nginx(nginx: str) -> None:
+async def test_a_feed_is_live_through_nginx(nginx: str, app_server: ServerProcess) -> None:
     """Each change of an item reaches the feed as it happens, not when the feed ends;
-    /openapi.json names the prefix nginx sent."""
+    /openapi.json names the prefix nginx sent; the server said whom it trusts."""
+    assert ("client addresses and root path from the forwarding headers of 127.0.0.1/32"
+            in app_server.output())
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{nginx}/openapi.json") as answer:
             assert (await answer.json())["servers"] == [{"url": PREFIX}]

@@ -15,13 +15,16 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import attrs
 from aiohttp import hdrs, web
-from aiohttp_remotes import XForwardedFiltered
 
 from motia_sse.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp_remotes import XForwardedFiltered
 
 IPNetwork = IPv4Network | IPv6Network
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,6 +78,9 @@ class TrustedProxies:
     _x_forwarded: XForwardedFiltered = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        # Imported only here: a server without --forwarded-allow-ips never loads it.
+        from aiohttp_remotes import XForwardedFiltered
+
         self._x_forwarded = XForwardedFiltered(self._networks)
 
     @web.middleware
