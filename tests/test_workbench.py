@@ -227,7 +227,8 @@ async def test_page_and_its_modules_are_served(client: TestClient[Any, Any]) -> 
     assert page.status == 200
     assert page.headers["Cache-Control"] == "no-cache"
     html = await page.text()
-    assert '<script type="module" src="/static/app.js">' in html
+    # Relative to the page, so that it works under a proxy's sub-path too.
+    assert '<script type="module" src="static/app.js">' in html
     pending, seen = ["/static/app.js", "/static/motia-stream.js"], set()
     while pending:
         path = pending.pop()
