@@ -120,7 +120,7 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
     """Wire backend, hub, streams and worker for `project`."""
     hub = Hub()
     feeds = FeedRoom(hub, settings.max_feeds, settings.max_feeds_per_client,
-                     settings.heartbeat_interval, counted=settings.metrics)
+                     settings.heartbeat_interval)
     backend = open_backend(settings, hub, [s.name for s in project.event_steps],
                            feeds.close_all)
     meters = Meters() if settings.metrics else None

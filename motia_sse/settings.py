@@ -80,7 +80,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     cors_credentials: bool = False
     # `/metrics` in Prometheus's text format: `dev` serves it always, `start` when asked.
-    # Off, nothing on the request and fan-out paths counts anything.
+    # Off, nothing is added to the API or event paths (the feeds' counts cost nothing
+    # per frame either way: see streams/feed.py).
     metrics: bool = False
     # `start --workers N` with metrics: a folder where each worker listens on a Unix
     # socket, so that the worker a scrape reaches adds up every worker's counts.

@@ -39,7 +39,7 @@ SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
 
-def _feed_handler(parse: Parse, kind: str, doc: str) -> FeedHandler:
+def _feed_handler(parse: Parse, doc: str) -> FeedHandler:
     """The handler of one kind of feed URL.
 
     One coroutine serves the feed for its whole life, as the coroutine frames an idle
@@ -57,7 +57,7 @@ def _feed_handler(parse: Parse, kind: str, doc: str) -> FeedHandler:
             return error_response(exc.status, exc.error, exc.details, headers)
         if request.method != "GET":  # HEAD: a feed's bytes bypass aiohttp's writer
             raise web.HTTPMethodNotAllowed(request.method, ["GET"])
-        response, feed = await _open(runtime, request, kind)
+        response, feed = await _open(request)
         # Subscribe before reading, hold until the initial state is out: nothing is missed.
         runtime.feeds.add(feed, client, subs)
         watcher = None
@@ -88,8 +88,7 @@ async def _admit(runtime: Runtime, request: web.Request, client: str,
     return subs
 
 
-async def _open(runtime: Runtime, request: web.Request,
-                kind: str) -> tuple[web.StreamResponse, Feed]:
+async def _open(request: web.Request) -> tuple[web.StreamResponse, Feed]:
     """Send the headers; the feed that writes this connection's events from then on."""
     chunked = request.version >= (1, 1)
     response = web.StreamResponse(headers=SSE_HEADERS)
@@ -102,7 +101,7 @@ async def _open(runtime: Runtime, request: web.Request,
         # to log. aiohttp treats a cancelled handler as a premature disconnection.
         raise asyncio.CancelledError from None
     assert writer is not None
-    return response, runtime.feeds.new_feed(request.protocol, writer, chunked, kind)
+    return response, Feed(request.protocol, writer, chunked)
 
 
 async def _first_frames(runtime: Runtime, request: web.Request, subs: list[Subscription],
@@ -156,13 +155,11 @@ def _parse_subs(runtime: Runtime, request: web.Request) -> list[Subscription]:
     return list(subs)
 
 
-item_feed = _feed_handler(_item_subs, "item", "One item: its snapshot, then every change.")
+item_feed = _feed_handler(_item_subs, "One item: its snapshot, then every change.")
 group_feed = _feed_handler(
-    _group_subs, "group",
-    "One group: `sync` with every item, then `create` / `update` / `delete`.")
+    _group_subs, "One group: `sync` with every item, then `create` / `update` / `delete`.")
 multiplexed_feed = _feed_handler(
-    _parse_subs, "multiplexed",
-    "Many items and groups on one connection, each event naming what it is about.")
+    _parse_subs, "Many items and groups on one connection, each event naming what it is about.")
 
 
 def _subscription(runtime: Runtime, kind: FeedKind, stream: str, group: str,

@@ -1,7 +1,7 @@
 """The Prometheus collector: reads one server process's counts when `/metrics` is scraped.
 
 Nothing here runs per request or per frame: the counts are plain ints kept by the
-feeds, the feed room and `Meters`, turned into metric families only at scrape time.
+feeds, the hub, the feed room and `Meters`, turned into metric families only at scrape time.
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ def _feeds(stats: FeedStats) -> Iterator[Metric]:
                             "frames wait for it, or its socket buffer is full", stats.lagging)
     yield GaugeMetricFamily("motia_feed_subscriptions",
                             "Items and groups the open stream feeds watch", stats.subscriptions)
-    yield CounterMetricFamily("motia_feed_frames_written", "SSE frames written to feeds: "
-                              "events, the retry line, heartbeats", stats.frames)
-    yield CounterMetricFamily("motia_feed_bytes_written", "Bytes written to feeds",
-                              stats.bytes_written)
+    yield CounterMetricFamily("motia_feed_frames_written", "SSE frames written to stream "
+                              "feeds: events, the retry line, heartbeats", stats.frames)
+    yield CounterMetricFamily("motia_feed_bytes_written", "SSE bytes written to stream "
+                              "feeds (HTTP chunk framing not counted)", stats.bytes_written)
     yield CounterMetricFamily("motia_feed_frames_conflated", "Frames of lagging feeds "
                               "replaced by a newer snapshot before the client read them",
                               stats.conflated)

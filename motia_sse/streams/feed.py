@@ -31,6 +31,12 @@ class Feed:
     `_pending` by key, so a newer snapshot replaces an older one: a slow reader costs
     at most two frames per key (a pending `create` is kept so that a group's new row
     is never lost), never a backlog. `pump`, run by the feed's request handler, drains.
+
+    What a feed writes is counted (for `/metrics`) without a cost on the fast path: the
+    hub counts every frame it offers, for all feeds at once, and a feed keeps only the
+    difference, on its other paths: minus each frame it holds back (queued, or dropped
+    as closed), plus each it writes from elsewhere (the queue, the initial state,
+    heartbeats).
     """
 
     _protocol: BaseProtocol
@@ -44,6 +50,9 @@ class Feed:
     # Held while the initial state is read, so that nothing overtakes it.
     _held: bool = True
     _closed: bool = False
+    # Frames (and SSE bytes) written, minus those the hub offered; see above.
+    frames_offset: int = 0
+    bytes_offset: int = 0
     # Frames a newer one replaced (or, for custom events, dropped) before the client
     # read them; counted on the lagging path only.
     conflated: int = 0
@@ -51,10 +60,12 @@ class Feed:
     def offer(self, key: Hashable, frame: Frame) -> None:
         """Write or queue one event; never blocks, never raises on a dead client."""
         if self._closed:
+            self._held_back(frame)
             return
         if not self._held and not self._pending and not self._protocol.writing_paused:
             self._write(frame)
             return
+        self._held_back(frame)
         queued = self._pending.get(key)
         if queued is not None and queued.kind == "create" and frame.kind != "create":
             key = (key, "then")  # keep the create; conflate what follows it
@@ -81,7 +92,7 @@ class Feed:
         kernel's buffer has something in flight already, and gets none."""
         if not self._closed and not self._held and not self._pending and (
                 not self._protocol.writing_paused):
-            self._write(frame)
+            self._write_unoffered(frame)
 
     def release(self, initial: Iterable[tuple[Hashable, Frame]]) -> None:
         """Write the initial state, and what arrived meanwhile that it does not cover.
@@ -98,7 +109,7 @@ class Feed:
         ordered = sorted([*((f.version, n, f) for n, (_, f) in enumerate(initial)),
                           *((f.version, len(covered) + n, f) for n, (_, f) in enumerate(late))])
         for _, _, frame in ordered:
-            self._write(frame)
+            self._write_unoffered(frame)
         self._held = False
 
     def close(self) -> None:
@@ -147,7 +158,7 @@ class Feed:
             self._pending.clear()
             self._custom = None
             for frame in batch:
-                self._write(frame)
+                self._write_unoffered(frame)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -157,8 +168,20 @@ class Feed:
         transport = self._protocol.transport
         if transport is None or transport.is_closing():
             self.close()
+            self._held_back(frame)
             return
         transport.write(frame.chunk if self._chunked else frame.raw)
+
+    def _held_back(self, frame: Frame) -> None:
+        """Count a frame not written now, which the hub's count of offers includes."""
+        self.frames_offset -= 1
+        self.bytes_offset -= len(frame.raw)
+
+    def _write_unoffered(self, frame: Frame) -> None:
+        """Write a frame the hub's count of offers does not include (or no longer does)."""
+        self.frames_offset += 1
+        self.bytes_offset += len(frame.raw)
+        self._write(frame)
 
 
 def _scope(key: Hashable) -> Hashable:
@@ -170,24 +193,3 @@ def _scope(key: Hashable) -> Hashable:
         return (kind, stream, group, None if kind.watches_group else item)
     return key
 
-
-@attrs.define(eq=False)
-class CountedFeed(Feed):
-    """A feed that also counts what it writes, for `/metrics`; the plain Feed, made when
-    metrics are off, has no counting on its fast path."""
-
-    # What the feed URL is: "item", "group" or "multiplexed".
-    kind: str = ""
-    frames: int = 0
-    bytes_written: int = 0
-
-    def _write(self, frame: Frame) -> None:
-        # Feed._write again rather than a super() call: one call less per frame.
-        transport = self._protocol.transport
-        if transport is None or transport.is_closing():
-            self.close()
-            return
-        data = frame.chunk if self._chunked else frame.raw
-        transport.write(data)
-        self.frames += 1
-        self.bytes_written += len(data)

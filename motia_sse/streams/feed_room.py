@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 
 import attrs
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.base_protocol import BaseProtocol
 
 from motia_sse.exceptions import Refused
-from motia_sse.streams.feed import CountedFeed, Feed
+from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
 from motia_sse.streams.hub import Hub, Subscription
 from motia_sse.tasks import cancel_and_wait
@@ -31,8 +29,8 @@ class FeedStats:
     # Open now and behind: frames wait for the client, or its socket buffer is full.
     lagging: int
     subscriptions: int
-    # Since start, feeds open and ended alike: frames and bytes written (counted only
-    # with metrics on), frames conflated, feeds refused by reason.
+    # Since start, feeds open and ended alike: frames and SSE bytes written, frames
+    # conflated, feeds refused by reason.
     frames: int
     bytes_written: int
     conflated: int
@@ -52,13 +50,14 @@ class FeedRoom:
     _max_feeds: int
     _max_per_client: int
     _heartbeat_interval: float
-    # Metrics on: feeds count the frames and bytes they write (CountedFeed).
-    _counted: bool = False
     _feeds: set[Feed] = attrs.field(factory=set)
+    # Stream feeds open now by kind of URL: "item", "group", "multiplexed".
+    _kinds: Counter[str] = attrs.field(factory=Counter)
     _by_client: Counter[str] = attrs.field(factory=Counter)
     _open: int = 0
     _heartbeat: asyncio.Task[None] | None = None
-    # What the feeds that have ended counted: frames, bytes, conflated.
+    # What the feeds that have ended counted (Feed.frames_offset, .bytes_offset,
+    # .conflated).
     _ended: list[int] = attrs.field(factory=lambda: [0, 0, 0])
     _refused: Counter[str] = attrs.field(factory=Counter)
 
@@ -79,30 +78,24 @@ class FeedRoom:
         """Count a feed refused with `status` (the limits count their own)."""
         self._refused[REFUSALS.get(status, str(status))] += 1
 
-    def new_feed(self, protocol: BaseProtocol, writer: AbstractStreamWriter, chunked: bool,
-                 kind: str) -> Feed:
-        """The feed writing one connection's events; with metrics on, one that counts."""
-        if self._counted:
-            return CountedFeed(protocol, writer, chunked, kind=kind)
-        return Feed(protocol, writer, chunked)
-
-    def add(self, feed: Feed, client: str, subs: Iterable[Subscription]) -> None:
+    def add(self, feed: Feed, client: str, subs: Sequence[Subscription]) -> None:
         """Keep a stream feed open from `client`, offered every change `subs` cover."""
         for sub in subs:
             self._hub.subscribe(sub, feed)
         self._feeds.add(feed)
+        self._kinds[_kind(subs)] += 1
         self.hold(client)
 
-    def remove(self, feed: Feed, client: str, subs: Iterable[Subscription]) -> None:
+    def remove(self, feed: Feed, client: str, subs: Sequence[Subscription]) -> None:
         """Forget a stream feed that has ended, and what it watched."""
         for sub in subs:
             self._hub.unsubscribe(sub, feed)
         self._feeds.discard(feed)
+        self._kinds[_kind(subs)] -= 1
         self.release(client)
+        self._ended[0] += feed.frames_offset
+        self._ended[1] += feed.bytes_offset
         self._ended[2] += feed.conflated
-        if isinstance(feed, CountedFeed):
-            self._ended[0] += feed.frames
-            self._ended[1] += feed.bytes_written
 
     def hold(self, client: str) -> None:
         """Count one more open feed from `client` (a log feed counts only this way)."""
@@ -128,18 +121,18 @@ class FeedRoom:
     def stats(self) -> FeedStats:
         """The counts `/metrics` reports: one pass over the open feeds."""
         frames, bytes_written, conflated = self._ended
-        kinds = dict.fromkeys(FEED_KINDS, 0)
         lagging = 0
         for feed in self._feeds:
+            frames += feed.frames_offset
+            bytes_written += feed.bytes_offset
             conflated += feed.conflated
             lagging += feed.lagging
-            if isinstance(feed, CountedFeed):
-                frames += feed.frames
-                bytes_written += feed.bytes_written
-                kinds[feed.kind] = kinds.get(feed.kind, 0) + 1
+        kinds = {kind: self._kinds[kind] for kind in FEED_KINDS}
         kinds["logs"] = self._open - len(self._feeds)
-        return FeedStats(kinds, lagging, self._hub.subscriber_count, frames, bytes_written,
-                         conflated, dict(self._refused))
+        return FeedStats(kinds, lagging, self._hub.subscriber_count,
+                         self._hub.frames_offered + frames,
+                         self._hub.bytes_offered + bytes_written, conflated,
+                         dict(self._refused))
 
     def __len__(self) -> int:
         return len(self._feeds)
@@ -175,3 +168,11 @@ class FeedRoom:
 def _close(feeds: set[Feed]) -> None:
     for feed in list(feeds):
         feed.close()
+
+
+def _kind(subs: Sequence[Subscription]) -> str:
+    """What kind of feed URL watches `subs`: "item", "group" or "multiplexed"."""
+    kind = subs[0].kind if subs else None
+    if kind is None or kind.multiplexed:
+        return "multiplexed"
+    return str(kind.value)

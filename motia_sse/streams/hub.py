@@ -31,6 +31,10 @@ class Hub:
     """Who listens to what in this process, indexed by stream and group."""
 
     _groups: dict[GroupKey, dict[Target, set[Feed]]] = attrs.field(factory=dict)
+    # Frames, and their SSE bytes, offered to feeds since start: counted once per change
+    # for all its feeds, not per feed (each feed counts what it did not write; feed.py).
+    frames_offered: int = 0
+    bytes_offered: int = 0
 
     def subscribe(self, sub: Subscription, feed: Feed) -> None:
         """Offer `feed` every change that `sub` covers, from now on."""
@@ -63,6 +67,8 @@ class Hub:
                 key = (kind, change.stream, change.group_id, change.id)
                 for feed in feeds:
                     feed.offer(key, frame)
+                self.frames_offered += len(feeds)
+                self.bytes_offered += len(feeds) * len(frame.raw)
 
     def send(self, stream: str, group_id: str, item_id: str | None, event_type: str,
              data: Any) -> None:
@@ -83,6 +89,8 @@ class Hub:
                 frames[kind] = custom_frame(kind, stream, group_id, item_id, event_type, data)
             for feed in fresh:
                 feed.offer_custom(frames[kind])
+            self.frames_offered += len(fresh)
+            self.bytes_offered += len(fresh) * len(frames[kind].raw)
             reached |= fresh
 
     def feeds_on(self, streams: set[str]) -> set[Feed]:
