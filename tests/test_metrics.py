@@ -229,6 +229,7 @@ async def test_cron_runs_are_counted(client: TestClient[Any, Any]) -> None:
 def test_metrics_are_on_in_dev_and_asked_for_in_start() -> None:
     """dev serves /metrics; start only with --metrics or MOTIA_METRICS=1."""
     assert parse_settings(["dev"], {}).metrics
+    assert parse_settings(["start", "--reload-in-place"], {}).metrics, "dev's server"
     assert not parse_settings(["start"], {}).metrics
     assert parse_settings(["start", "--metrics"], {}).metrics
     assert parse_settings(["start"], {"MOTIA_METRICS": "1"}).metrics
