@@ -3,6 +3,10 @@
 Settings come from flags, then `MOTIA_*` environment variables (`--max-feeds` is
 `MOTIA_MAX_FEEDS`; `REDIS_URL` works too), then the defaults of `Settings`; they are
 read once here and passed in, never read again by the server.
+
+Over 300 lines, for now: it holds the table of every serve flag and the checks of the
+production ones (origins, networks, token, root path). Those checks are next to move
+into a module of their own, beside settings.py.
 """
 
 from __future__ import annotations
