@@ -8,7 +8,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 import attrs
@@ -24,6 +24,9 @@ from motia_sse.testing import FakeOpenAI, start_argv
 from motia_sse.testing import ServerProcess as ServerProcess
 from motia_sse.testing import free_port as free_port
 from tests.sse_parse import SseReader
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_STEPS = REPO / "steps"
@@ -164,3 +167,31 @@ def _redis_settings(redis_server: RedisServer, settings: Settings) -> Settings:
     """The example steps on Redis, under a prefix of this test's own."""
     return attrs.evolve(settings, redis_url=redis_server.url,
                         redis_prefix=f"test-{uuid.uuid4().hex[:12]}")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-gpu"]
+
+
+@pytest.fixture(name="chromium")
+def _chromium() -> Path:
+    """Debian's Chromium; missing, it fails the run in CI and skips elsewhere."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(name="browser")
+async def _browser(chromium: Path) -> AsyncIterator[Browser]:
+    """A headless Chromium for the test, closed after it."""
+    from playwright.async_api import async_playwright  # only browser tests need it
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()

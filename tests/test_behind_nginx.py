@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,12 @@ from tests.sse_parse import SseReader
 IN_CI = os.environ.get("CI") == "true"
 
 try:
-    from playwright.async_api import Browser, Request, Response, async_playwright, expect
+    from playwright.async_api import Browser, Request, Response, expect
 except ImportError:  # pragma: no cover - depends on the machine
     if IN_CI:
         raise
     pytest.skip("playwright is not installed", allow_module_level=True)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-gpu"]
 WAIT_MS = 10_000
 PREFIX = "/motia"
 PER_CLIENT = 5
@@ -113,26 +110,6 @@ def _nginx(tmp_path: Path, app_server: ServerProcess) -> Iterator[str]:
     assert "[error]" not in errors, errors
     assert "[crit]" not in errors, errors
 
-
-@pytest.fixture(name="chromium")
-def _chromium() -> Path:
-    """Debian's Chromium; missing, it fails the run in CI and skips elsewhere."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture(name="browser")
-async def _browser(chromium: Path) -> AsyncIterator[Browser]:
-    """A headless Chromium, as tests/test_browser.py launches it."""
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 async def test_the_workbench_works_under_the_prefix(browser: Browser, nginx: str) -> None:

@@ -25,15 +25,12 @@ from tests.polling import eventually
 IN_CI = os.environ.get("CI") == "true"
 
 try:
-    from playwright.async_api import Browser, Page, async_playwright, expect
+    from playwright.async_api import Browser, Page, expect
 except ImportError:  # pragma: no cover - depends on the machine
     if IN_CI:
         raise
     pytest.skip("playwright is not installed", allow_module_level=True)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-gpu"]
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "workbench.png"
 WAIT_MS = 10_000
 ANSWER = ("Server-Sent Events push each new snapshot of a stream item to the browser as it "
@@ -52,26 +49,6 @@ async def handler(req: ApiRequest[JobProgress], ctx: FlowContext) -> ApiResponse
     return ApiResponse(200, await ctx.streams.progress.set(params["group"], params["id"], req.body))
 """
 
-
-@pytest.fixture(name="chromium")
-def _chromium() -> Path:
-    """Debian's Chromium; missing, it fails the run in CI and skips elsewhere."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture(name="browser")
-async def _browser(chromium: Path) -> AsyncIterator[Browser]:
-    """A headless Chromium for the test, closed after it."""
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture(name="page")
