@@ -18,12 +18,11 @@ from motia_sse.http.proxy import root_path
 from motia_sse.http.responses import TRACE_HEADER, json_response
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.loader import Project
+from motia_sse.run.route_paths import PARAM
 from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
 
 OPENAPI_VERSION = "3.1.0"
-# aiohttp's `{name}` and `{name:regex}` segments; a regex may hold one level of braces.
-_PARAM = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*)(?::(?P<regex>(?:[^{}]|\{[^{}]*\})+))?\}")
 _COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _BODY_METHODS = ("post", "put", "patch")
 
@@ -84,7 +83,7 @@ def _path_template(path: str) -> tuple[str, list[JsonSchema]]:
         params.append({"name": match["name"], "in": "path", "required": True, "schema": schema})
         return "{" + match["name"] + "}"
 
-    return _PARAM.sub(replace, path), params
+    return PARAM.sub(replace, path), params
 
 
 def _operation(config: ApiRouteConfig, path_params: list[JsonSchema],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -16,6 +15,7 @@ from croniter import croniter
 
 from motia_sse.exceptions import LoadError, LoadErrors
 from motia_sse.run.config import ApiRouteConfig, CronConfig, EventConfig, StepConfig, StreamConfig
+from motia_sse.run.route_paths import PARAM, BadPath, route_template
 from motia_sse.run.step_files import find_files, fresh_module_names, import_file
 from motia_sse.streams.ids import is_stream_name
 
@@ -25,7 +25,6 @@ Handler = Callable[[Any, Any], Awaitable[Any]]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Paths the server itself serves; a step may not take them.
 RESERVED_PREFIXES = ("/streams", "/__motia", "/openapi.json")
-_PARAM = re.compile(r"\{[^}/]+\}")
 T = TypeVar("T")
 
 
@@ -168,7 +167,7 @@ def _load_step(path: Path, module: ModuleType) -> LoadedStep:
         raise LoadError(path, f"expected `async def handler(...)`, found {_describe(handler)}")
     _check_arity(path, config, handler)
     if isinstance(config, ApiRouteConfig):
-        _check_route(path, config)
+        config = _check_route(path, config)
     elif isinstance(config, CronConfig):
         if not croniter.is_valid(config.cron):
             raise LoadError(path, f"cron {config.cron!r} is not a cron expression; expected "
@@ -194,7 +193,8 @@ def _check_arity(path: Path, config: StepConfig, handler: Handler) -> None:
                                           f"found ({', '.join(p.name for p in params)})")
 
 
-def _check_route(path: Path, config: ApiRouteConfig) -> None:
+def _check_route(path: Path, config: ApiRouteConfig) -> ApiRouteConfig:
+    """`config`, checked, with its path as the router's template (`:id` -> `{id}`)."""
     if config.method.upper() not in METHODS:
         raise LoadError(path, f"method {config.method!r} is not one of {', '.join(METHODS)}")
     if not config.path.startswith("/"):
@@ -202,6 +202,11 @@ def _check_route(path: Path, config: ApiRouteConfig) -> None:
     if any(config.path == p or config.path.startswith(p + "/") for p in RESERVED_PREFIXES):
         raise LoadError(path, f"path {config.path!r} is reserved by the server "
                               f"({', '.join(RESERVED_PREFIXES)})")
+    try:
+        template = route_template(config.path)
+    except BadPath as exc:
+        raise LoadError(path, str(exc)) from None
+    return config if template == config.path else attrs.evolve(config, path=template)
 
 
 def _check_unique_streams(streams: list[LoadedStream]) -> list[LoadError]:
@@ -224,7 +229,7 @@ def _check_unique_steps(steps: list[LoadedStep]) -> list[LoadError]:
                                                f"{first}"))
         if isinstance(step.config, ApiRouteConfig):
             method = step.config.method.upper()
-            route = (method, _PARAM.sub("{}", step.config.path.rstrip("/") or "/"))
+            route = (method, PARAM.sub("{}", step.config.path.rstrip("/") or "/"))
             if (first := routes.setdefault(route, step.path)) != step.path:
                 errors.append(LoadError(step.path, f"route {method} {step.config.path} is "
                                                    f"already served by {first}"))
