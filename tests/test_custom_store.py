@@ -93,3 +93,20 @@ async def test_custom_store_serves_the_stream(
     # Its versions are not the server store's: a multiplexed resume resends it.
     resumed = await open_feed(mux_url, **{"Last-Event-ID": "999999999999"})
     assert (await resumed.next()).json()["data"]["text"] == "again"
+
+
+async def test_delete_on_a_store_that_does_not_report_it(
+    notes_client: TestClient[Any, Any], open_feed: OpenFeed
+) -> None:
+    """A custom store whose delete returns a Change without `previous` (written before it
+    existed) still gives `delete` the removed item, read just before deleting it."""
+    notes = notes_client.app[RUNTIME].streams.notes
+    await notes.set("g", "n1", {"text": "bye"})
+    feed = await open_feed(str(notes_client.make_url("/streams/notes/g/n1")))
+    await feed.next()
+    removed = await notes.delete("g", "n1")
+    assert removed is not None
+    assert (removed.id, removed.data.text) == ("n1", "bye")
+    delete = await feed.next()
+    assert (delete.event, delete.id) == ("delete", str(removed.version))
+    assert await notes.delete("g", "n1") is None

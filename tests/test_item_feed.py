@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
@@ -48,11 +49,15 @@ async def test_snapshot_then_every_change_then_delete(
     assert [int(e.id or 0) for e in events] == versions
     assert versions == sorted(versions)
 
-    assert await stream.delete("g1", "job") is True
+    removed = await stream.delete("g1", "job")
+    assert removed is not None
+    assert type(removed.data).__name__ == "JobProgress", "structured to the stream's schema"
+    assert attrs.asdict(removed.data) == JobProgress("running", 3, 3)
     deleted = await feed.next()
     assert deleted.event == "delete"
     assert deleted.json() == {"id": "job"}
-    assert await stream.delete("g1", "job") is False
+    assert (removed.id, removed.version) == ("job", int(deleted.id or 0))
+    assert await stream.delete("g1", "job") is None
 
 
 async def test_feed_of_missing_item_waits_for_it(

@@ -1,19 +1,24 @@
-"""The store protocol, the same on every store: versions, kinds, groups, tombstones."""
+"""The store protocol, the same on every store: versions, kinds, groups, tombstones,
+what a delete removed (also as a step sees it)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from motia_sse import Settings
 from motia_sse.streams.memory_store import MemoryStore
 from motia_sse.streams.redis_store import RedisStore
 from motia_sse.streams.sqlite_store import SqliteStore
 from motia_sse.streams.store import StreamStore
-from tests.conftest import RedisServer
+from tests.conftest import ClientFactory, OpenFeed, RedisServer, WriteSteps
 
 
 @pytest.fixture(name="store", params=["memory", "sqlite", "redis"])
@@ -57,7 +62,8 @@ async def test_delete_leaves_a_tombstone(store: StreamStore) -> None:
     await store.set("s", "g", "a", {"n": 1})
     deleted = await store.delete("s", "g", "a")
     assert deleted is not None
-    assert deleted.kind == "delete"
+    assert (deleted.kind, deleted.data, deleted.previous) == ("delete", None, {"n": 1})
+    assert getattr(store, "reports_previous", False), "what it deleted comes with the delete"
     tombstone = await store.get("s", "g", "a")
     assert tombstone is not None
     assert tombstone.deleted
@@ -142,3 +148,69 @@ async def _history_start(store: StreamStore) -> int:
     assert known is not None, f"{type(store).__name__} has no history_start"
     start: int = await known()
     return start
+
+
+DELETE_STEPS = {
+    "note_stream.py": '''
+import attrs
+from motia_sse import StreamConfig
+
+@attrs.frozen
+class Note:
+    text: str
+    stars: int = 0
+
+config = StreamConfig(name="notes", schema=Note)
+''',
+    "note_api_step.py": '''
+from typing import Any
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+config = ApiRouteConfig(name="Note", path="/notes/{group}/{id}", method="POST")
+
+async def handler(req: ApiRequest[Any], ctx: FlowContext) -> ApiResponse:
+    item = await ctx.streams.notes.set(req.path_params["group"], req.path_params["id"], req.body)
+    return ApiResponse(status=200, body=item)
+''',
+    "forget_api_step.py": '''
+from typing import Any
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+config = ApiRouteConfig(name="Forget", path="/notes/{group}/{id}", method="DELETE")
+
+async def handler(req: ApiRequest[Any], ctx: FlowContext) -> ApiResponse:
+    gone = await ctx.streams.notes.delete(req.path_params["group"], req.path_params["id"])
+    if gone is None:
+        return ApiResponse(status=404, body={"error": "no such note"})
+    # Typed as the stream's schema, as get() returns it.
+    return ApiResponse(status=200, body={"text": gone.data.text, "item": gone})
+''',
+}
+
+
+@pytest.fixture(name="notes_client", params=["memory", "sqlite", "redis"])
+async def _notes_client(request: pytest.FixtureRequest, write_steps: WriteSteps,
+                        make_client: ClientFactory, settings: Settings) -> TestClient[Any, Any]:
+    """A project whose API steps set and delete notes, on each store."""
+    steps = write_steps(DELETE_STEPS, "delete_steps")
+    chosen = attrs.evolve(settings, steps_dir=steps, store=request.param)
+    if request.param == "redis":
+        chosen = attrs.evolve(request.getfixturevalue("redis_settings"), steps_dir=steps)
+    return await make_client(chosen)
+
+
+async def test_delete_returns_what_it_deleted_to_a_step(
+        notes_client: TestClient[Any, Any], open_feed: OpenFeed) -> None:
+    """A step's `delete` returns the item it removed, typed, as Motia's does; None after."""
+    assert (await notes_client.post("/notes/g/a", json={"text": "hi", "stars": 2})).status == 200
+    feed = await open_feed(str(notes_client.make_url("/streams/notes/g/a")))
+    assert (await feed.next()).json() == {"text": "hi", "stars": 2, "id": "a"}
+    response = await notes_client.delete("/notes/g/a")
+    assert response.status == 200, await response.text()
+    assert await response.json() == {"text": "hi", "item": {
+        "text": "hi", "stars": 2, "id": "a",
+        "__motia": {"type": "state-stream", "streamName": "notes", "groupId": "g", "id": "a"}}}
+    assert ((await feed.next()).event) == "delete"
+    again = await notes_client.delete("/notes/g/a")
+    assert (again.status, await again.json()) == (404, {"error": "no such note"})
+    assert (await notes_client.delete("/notes/g/never")).status == 404

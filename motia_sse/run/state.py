@@ -39,9 +39,9 @@ class State:
 
     async def delete(self, group_id: str, key: str) -> Any:
         """Remove the key; returns the value it had, or None."""
-        value = await self.get(group_id, key)
-        await self._store.delete(STATE_STREAM, group_id, key)
-        return value
+        change = await self._store.delete(STATE_STREAM, check_id("group id", group_id),
+                                          check_id("key", key))
+        return None if change is None or change.previous is None else change.previous["value"]
 
     async def get_group(self, group_id: str) -> list[Any]:
         """Every value of the group, ordered by key."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 
 from motia_sse.streams.store import (
@@ -18,6 +20,7 @@ from motia_sse.streams.store import (
 class MemoryStore:
     """Items in process memory; for tests and throwaway runs (`--store memory`)."""
 
+    reports_previous: ClassVar[bool] = True
     _groups: dict[tuple[str, str], dict[str, StoredItem]] = attrs.field(factory=dict)
     _group_versions: dict[tuple[str, str], int] = attrs.field(factory=dict)
     # A restarted process never reuses a version a client saw from the one before it.
@@ -51,7 +54,7 @@ class MemoryStore:
             return None
         version = self._bump(stream, group_id)
         group[item_id] = StoredItem(group_id, item_id, None, version)
-        return Change(stream, group_id, item_id, "delete", version, None)
+        return Change(stream, group_id, item_id, "delete", version, None, previous.data)
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
         group = self._groups.get((stream, group_id), {})

@@ -14,7 +14,7 @@ was given out by a Redis that has forgotten its items.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import orjson
@@ -63,7 +63,7 @@ local version = next_version()
 redis.call('HSET', KEYS[1], ARGV[1], version .. '|')
 redis.call('SET', KEYS[2], version)
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"v":' .. version .. ',"k":"delete","d":null}')
-return version
+return {version, old}
 """
 
 
@@ -98,6 +98,7 @@ class RedisStore:
     _redis: Redis
     _prefix: str = "motia"
     announces_changes: bool = True
+    reports_previous: ClassVar[bool] = True
     _set: Any = attrs.field(init=False)
     _delete: Any = attrs.field(init=False)
 
@@ -130,13 +131,15 @@ class RedisStore:
         return Change(stream, group_id, item_id, change_kind, int(version), data)
 
     async def delete(self, stream: str, group_id: str, item_id: str) -> Change | None:
-        version = await self._delete(
+        deleted = await self._delete(
             keys=self._keys(stream, group_id),
             args=[item_id, b"", changes_channel(self._prefix),
                   self._head(stream, group_id, item_id)])
-        if version is None:
+        if deleted is None:
             return None
-        return Change(stream, group_id, item_id, "delete", int(version), None)
+        version, old = deleted
+        return Change(stream, group_id, item_id, "delete", int(version), None,
+                      _parse(group_id, item_id, old).data)
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
         items_key, version_key, *_ = self._keys(stream, group_id)

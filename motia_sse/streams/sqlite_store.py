@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import ClassVar
 
 import attrs
 
@@ -48,6 +49,7 @@ class SqliteStore:
     to a thread, and it keeps each change atomic with its version bump.
     """
 
+    reports_previous: ClassVar[bool] = True
     _db: sqlite3.Connection
     _version: int
     # The first version the file holds history from: 0 for files made before the
@@ -102,19 +104,20 @@ class SqliteStore:
         return Change(stream, group_id, item_id, kind, version, data)
 
     async def delete(self, stream: str, group_id: str, item_id: str) -> Change | None:
+        where = (stream, group_id, item_id)
         with self._db:
-            self._db.execute("BEGIN")
-            version = self._version + 1
-            deleted = self._db.execute(
-                "UPDATE stream_items SET data = NULL, version = ?"
-                " WHERE stream = ? AND group_id = ? AND item_id = ? AND data IS NOT NULL",
-                (version, stream, group_id, item_id),
-            ).rowcount
-            if not deleted:
+            self._db.execute("BEGIN IMMEDIATE")  # the read and the delete: one write lock
+            row = self._db.execute(
+                "SELECT data FROM stream_items WHERE stream = ? AND group_id = ?"
+                " AND item_id = ? AND data IS NOT NULL", where).fetchone()
+            if row is None:
                 return None
-            self._bump(stream, group_id)
+            version = self._bump(stream, group_id)
+            self._db.execute(
+                "UPDATE stream_items SET data = NULL, version = ?"
+                " WHERE stream = ? AND group_id = ? AND item_id = ?", (version, *where))
         self._version = version
-        return Change(stream, group_id, item_id, "delete", version, None)
+        return Change(stream, group_id, item_id, "delete", version, None, json.loads(row[0]))
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
         with self._db:

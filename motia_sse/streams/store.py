@@ -50,6 +50,8 @@ class Change:
     version: int
     # None for a delete.
     data: JsonObject | None
+    # For a delete: the data the item had, read in the same atomic step as the delete.
+    previous: JsonObject | None = None
 
 
 @attrs.frozen
@@ -84,7 +86,12 @@ class StreamStore(Protocol):
         ...
 
     async def delete(self, stream: str, group_id: str, item_id: str) -> Change | None:
-        """Remove the item (leaving a tombstone); None if there was none."""
+        """Remove the item (leaving a tombstone); None if there was none.
+
+        The change's `previous` holds the data the item had, read atomically with the
+        delete; a store that fills it says so with `reports_previous = True`. For one
+        that does not (written before `previous` existed) the stream reads the item just
+        before deleting it: one more call, and not atomic with the delete."""
         ...
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:

@@ -79,9 +79,12 @@ class Stream(Generic[T]):
     max_id_length: int = MAX_ID_LENGTH
     # A store that announces its own changes (Redis, atomically with the write).
     _store_announces: bool = attrs.field(init=False)
+    # A store that returns what a delete removed, atomically (all of the server's).
+    _store_reports_previous: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._store_announces = bool(getattr(self._store, "announces_changes", False))
+        self._store_reports_previous = bool(getattr(self._store, "reports_previous", False))
 
     async def history_start(self) -> int:
         """The first version the store still knows about (0: all of them)."""
@@ -108,14 +111,20 @@ class Stream(Generic[T]):
                                        self._check("item id", id))
         return None if stored is None or stored.deleted else self._item(stored)
 
-    async def delete(self, group_id: str, id: str) -> bool:
-        """Remove the item; feeds get `event: delete`. False if there was none."""
-        change = await self._store.delete(self.name, self._check("group id", group_id),
-                                          self._check("item id", id))
+    async def delete(self, group_id: str, id: str) -> StreamItem[T] | None:
+        """Remove the item and return its data as it was, with the delete's version
+        (None if there was none), as Motia's `delete` does; feeds get `event: delete`."""
+        self._check("group id", group_id)
+        self._check("item id", id)
+        # A store from before `Change.previous` (store.py) cannot say what it removed.
+        before = None if self._store_reports_previous else await self.get(group_id, id)
+        change = await self._store.delete(self.name, group_id, id)
         if change is None:
-            return False
+            return None
         await self._announce(change)
-        return True
+        if change.previous is None:
+            return None if before is None else attrs.evolve(before, version=change.version)
+        return self._item(StoredItem(group_id, id, change.previous, change.version))
 
     async def stored(self, group_id: str, id: str) -> StoredItem | None:
         """The item or its tombstone as stored (JSON data), for feeds."""
