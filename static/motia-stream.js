@@ -255,12 +255,12 @@ export class MotiaStreamClient {
   }
 
   _custom({ stream, group, id, type, data }) {
-    // An event for one item reaches that item's subscription and its group's; an event
-    // for a whole group (id null) reaches the group's and every item's of the group.
+    // As the server routes it (and Motia): an event for one item reaches that item's
+    // subscription and its group's; one for a whole group (id null), the group's only.
     const targets = [];
     for (const sub of this._subs.values()) {
       if (sub.stream !== stream || sub.group !== group) continue;
-      if (id === null || id === undefined || sub.id === null || sub.id === id) targets.push(sub);
+      if (sub.id === null || sub.id === (id ?? null)) targets.push(sub);
     }
     const event = { stream, group, id: id ?? null, type, data };
     for (const sub of targets) {

@@ -240,21 +240,27 @@ async def test_client_drops_only_the_refused_subscription(
 async def test_client_hands_custom_events_to_on_event(
     page: Page, client: TestClient[Any, Any]
 ) -> None:
-    """Ephemeral events from `send` reach the subscription's `onEvent`."""
+    """Ephemeral events from `send` reach the subscription's `onEvent`: an item's event
+    the item's and its group's, a whole group's event the group's only (as in Motia)."""
     progress = client.app[RUNTIME].streams["progress"]
     await page.goto(str(client.make_url("/static/motia-stream.js")))
     await page.evaluate("""async () => {
       const m = await import("/static/motia-stream.js");
       window.events = [];
+      window.groupEvents = [];
       window.ready = false;
       m.defaultClient.addStatusListener((status) => { if (status === "open") ready = true; });
       m.subscribeItem("progress", "ev", "job", () => {}, {onEvent: (e) => events.push(e)});
+      m.subscribeGroup("progress", "ev", () => {}, {onEvent: (e) => groupEvents.push(e.type)});
     }""")
     await page.wait_for_function("ready", timeout=WAIT_MS)
+    await progress.send(StreamChannel("ev"), StreamEvent("room", None))
     await progress.send(StreamChannel("ev", "job"), StreamEvent("ping", {"n": 1}))
-    await page.wait_for_function("events.length === 1", timeout=WAIT_MS)
+    await page.wait_for_function("events.length === 1 && groupEvents.length === 2",
+                                 timeout=WAIT_MS)
     assert await page.evaluate("events") == [
         {"stream": "progress", "group": "ev", "id": "job", "type": "ping", "data": {"n": 1}}]
+    assert await page.evaluate("groupEvents") == ["room", "ping"]
 
 
 async def test_client_reconnects_after_a_server_restart(

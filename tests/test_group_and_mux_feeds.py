@@ -125,11 +125,35 @@ async def test_multiplexed_feed_names_every_event(
     ]
     assert events[0].json()["data"] == {"message": "yo", "error": None, "id": "other"}
 
-    await s.progress.send(StreamChannel("g"), StreamEvent("ping", [1]))
+    await s.progress.send(StreamChannel("g", "job"), StreamEvent("ping", [1]))
     custom = await feed.next()
     assert (custom.event, custom.json()) == ("event", {"stream": "progress", "group": "g",
-                                                       "id": None, "type": "ping", "data": [1]})
-    assert await feed.silent_for(0.3), "a feed watching two items of the group gets it once"
+                                                       "id": "job", "type": "ping", "data": [1]})
+    assert await feed.silent_for(0.3)
+
+
+async def test_custom_events_go_where_motia_sends_them(
+    client: TestClient[Any, Any], open_feed: OpenFeed
+) -> None:
+    """An item's event reaches its item's feeds and its group's; a group's event reaches
+    the group's feeds only, as in Motia; a connection watching both gets each once."""
+    s = streams(client)
+    await s.progress.set("r", "job", job(1))
+    item = await open_feed(str(client.make_url("/streams/progress/r/job")))
+    group = await open_feed(str(client.make_url("/streams/progress/r")))
+    both = await open_feed(mux_url(client, "progress/r/job", "progress/r", "progress/r/other"))
+    await item.next()
+    await group.next()
+    assert {(await both.next()).event for _ in range(3)} == {"item", "item-delete", "sync"}
+
+    await s.progress.send(StreamChannel("r"), StreamEvent("room", 1))
+    await s.progress.send(StreamChannel("r", "job"), StreamEvent("job", 2))
+    await s.progress.send(StreamChannel("r", "other"), StreamEvent("other", 3))
+    assert [(await item.next()).json()["type"]] == ["job"]
+    assert [(await group.next()).json()["type"] for _ in range(3)] == ["room", "job", "other"]
+    assert [(await both.next()).json()["id"] for _ in range(3)] == [None, "job", "other"]
+    for feed in (item, group, both):
+        assert await feed.silent_for(0.3)
 
 
 async def test_multiplexed_resume_sends_only_what_changed(

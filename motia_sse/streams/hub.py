@@ -72,15 +72,18 @@ class Hub:
 
     def send(self, stream: str, group_id: str, item_id: str | None, event_type: str,
              data: Any) -> None:
-        """Offer a custom event to the feeds watching its item, its group, or (no item)
-        any item of the group; a feed watching several of them gets it once."""
+        """Offer a custom event to the feeds watching its group and (if it names one) its
+        item, as Motia's `send` does; a feed watching both gets it once.
+
+        An event for the whole group skips subscriptions to single items of it: a page
+        following fifty items of a group would otherwise hand it to fifty listeners."""
         targets = self._groups.get((stream, group_id))
         if not targets:
             return
         reached: set[Feed] = set()
         frames: dict[FeedKind, Frame] = {}
         for (kind, target), feeds in targets.items():
-            if target is not None and item_id is not None and target != item_id:
+            if target is not None and target != item_id:
                 continue
             fresh = feeds - reached
             if not fresh:

@@ -30,7 +30,7 @@ class StreamItem(Generic[T]):
 
 @attrs.frozen
 class StreamChannel:
-    """Where a custom event goes: one item's feeds, or (no id) the whole group's."""
+    """Where a custom event goes: the group's feeds, and the item's if `id` is given."""
 
     group_id: str
     id: str | None = None
