@@ -123,7 +123,7 @@ async def test_reload_swaps_steps_and_keeps_feeds(
     assert (hello.status, await hello.json()) == (200, "hello")
     await wait_for_note(dev_client, "cron", "tick", "ticked")
     described = await (await dev_client.get("/__motia/steps")).json()
-    assert {s["name"] for s in described} == {"Emit", "OnPing", "Hello"}
+    assert {s["name"] for s in described} == {"Emit", "OnPing", "Hello", "Tick"}
     assert "/hello" in (await (await dev_client.get("/openapi.json")).json())["paths"]
     gone = await dev_client.get("/streams/memos/g/x")
     assert (gone.status, (await gone.json())["error"]) == (404, "no stream named 'memos'")

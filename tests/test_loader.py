@@ -133,8 +133,8 @@ def test_missing_and_wrong_config(tmp_path: Path) -> None:
         async def handler(req, ctx):
             return None
         """)
-    expected = ("expected `config = ApiRouteConfig(...)`, `EventConfig(...)` or "
-                "`CronConfig(...)`, found ")
+    expected = ("expected `config = ApiRouteConfig(...)`, `EventConfig(...)`, "
+                "`CronConfig(...)` or `NoopConfig(...)`, found ")
     assert load_errors(tmp_path) == [
         (str(missing), expected + "nothing"),
         (str(wrong), expected + "dict {'name': 'Wrong'}"),

@@ -70,13 +70,15 @@ async def test_steps_describe_routes_topics_and_schemas(client: TestClient[Any, 
         "name": "OpenAiApi", "type": "api", "method": "POST", "path": "/open-ai",
         "file": "open_ai_api_step.py",
         "description": "Call OpenAI; the answer streams into /streams/openai/<trace id>/message",
-        "emits": ["openai-prompt"], "flows": ["open-ai"], "queryParams": [],
+        "emits": [{"topic": "openai-prompt", "label": None, "conditional": False}],
+        "virtualEmits": [], "virtualSubscribes": [], "flows": ["open-ai"], "queryParams": [],
         "bodySchema": PROMPT_SCHEMA, "responseSchema": {"200": MESSAGE_SCHEMA},
     }
     assert steps["CallOpenAi"] == {
         "name": "CallOpenAi", "type": "event", "file": "call_open_ai_step.py",
         "description": "Stream the model's answer into the openai stream",
         "subscribes": ["openai-prompt"], "emits": [], "flows": ["open-ai"],
+        "virtualEmits": [], "virtualSubscribes": [],
         "inputSchema": PROMPT_SCHEMA,
     }
     job = steps["StartJob"]["bodySchema"]

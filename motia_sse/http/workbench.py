@@ -22,8 +22,8 @@ from motia_sse.http.workbench_guard import (
 )
 from motia_sse.http.workbench_logs import LOG_ENDPOINTS, keep_logs
 from motia_sse.package_data import static_dir
-from motia_sse.run.config import ApiRouteConfig, EventConfig
-from motia_sse.run.loader import LoadedStep, LoadedStream
+from motia_sse.run.config import ApiRouteConfig, CronConfig, Emit, EventConfig, NoopConfig
+from motia_sse.run.loader import LoadedNoop, LoadedStep, LoadedStream
 from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
 from motia_sse.streams.ids import check_id
@@ -90,7 +90,8 @@ _REVALIDATE = {"Cache-Control": "no-cache"}
 
 async def _steps(request: web.Request) -> web.Response:
     project = request.app[RUNTIME].project
-    steps = project.api_steps + project.event_steps
+    steps: list[LoadedStep | LoadedNoop] = [*project.api_steps, *project.event_steps,
+                                            *project.cron_steps, *project.noop_steps]
     return json_response(200, [_describe(s, project.steps_dir) for s in steps])
 
 
@@ -140,13 +141,15 @@ _ENDPOINTS: dict[str, Handler] = {
 }
 
 
-def _describe(step: LoadedStep, steps_dir: Path) -> dict[str, Any]:
+def _describe(step: LoadedStep | LoadedNoop, steps_dir: Path) -> dict[str, Any]:
     config = step.config
     about: dict[str, Any] = {
         "name": config.name,
         "file": _relative(step.path, steps_dir),
         "description": config.description,
-        "emits": list(config.emits),
+        "emits": [] if isinstance(config, NoopConfig) else _emits(config.emits),
+        "virtualEmits": _emits(config.virtual_emits),
+        "virtualSubscribes": list(config.virtual_subscribes),
         "flows": list(config.flows),
     }
     if isinstance(config, ApiRouteConfig):
@@ -163,7 +166,15 @@ def _describe(step: LoadedStep, steps_dir: Path) -> dict[str, Any]:
     elif isinstance(config, EventConfig):
         about.update(type="event", subscribes=list(config.subscribes),
                      inputSchema=_schema(config.input))
+    elif isinstance(config, CronConfig):
+        about.update(type="cron", cron=config.cron)
+    else:
+        about.update(type="noop")
     return about
+
+
+def _emits(emits: tuple[Emit, ...]) -> list[dict[str, Any]]:
+    return [{"topic": e.topic, "label": e.label, "conditional": e.conditional} for e in emits]
 
 
 def _describe_stream(stream: LoadedStream, steps_dir: Path) -> dict[str, Any]:

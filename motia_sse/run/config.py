@@ -1,8 +1,8 @@
-"""What a step or stream file declares: streams, API, event and cron steps."""
+"""What a step or stream file declares: streams, API, event, cron and noop steps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -18,6 +18,49 @@ def _strings(items: Iterable[str]) -> tuple[str, ...]:
 
 def _params(items: Iterable[QueryParam]) -> tuple[QueryParam, ...]:
     return tuple(items)
+
+
+@attrs.frozen
+class Emit:
+    """A topic a step emits, as Motia writes it: `{topic, label, conditional}`; the label
+    and a conditional edge (emitted on some runs only) are drawn in the flows view."""
+
+    topic: str
+    label: str | None = None
+    conditional: bool = False
+
+
+EmitEntry = str | Emit | Mapping[str, Any]
+_EMIT_KEYS: dict[str, type[Any] | tuple[type[Any], ...]] = {
+    "topic": str, "label": (str, type(None)), "conditional": bool}
+
+
+def _emits(entries: Iterable[EmitEntry]) -> tuple[Emit, ...]:
+    # One shape for everything downstream, whichever of Motia's spellings the step used.
+    if isinstance(entries, (str, Mapping)):
+        raise TypeError(f"emits must be a list of topics, got {entries!r}; "
+                        f"write [{entries!r}]")
+    return tuple(_emit(entry) for entry in entries)
+
+
+def _emit(entry: EmitEntry) -> Emit:
+    if isinstance(entry, Emit):
+        return entry
+    if isinstance(entry, str):
+        return Emit(entry)
+    if isinstance(entry, Mapping):
+        wrong = [key for key in entry if key not in _EMIT_KEYS] + [
+            key for key, kind in _EMIT_KEYS.items()
+            if key in entry and not isinstance(entry[key], kind)]
+        if "topic" in entry and not wrong:
+            return Emit(entry["topic"], entry.get("label"), entry.get("conditional", False))
+    raise TypeError(f"emits entry {entry!r}: expected a topic, Emit(...) or "
+                    "{'topic': str, 'label': str (optional), 'conditional': bool (optional)}")
+
+
+def topics(emits: Iterable[Emit]) -> tuple[str, ...]:
+    """The topics of emit entries, in order."""
+    return tuple(emit.topic for emit in emits)
 
 
 StorageType = Literal["default", "custom"]
@@ -61,7 +104,10 @@ class ApiRouteConfig:
     body_schema: type[Any] | None = None
     response_schema: dict[int, type[Any]] = attrs.field(factory=dict)
     query_params: tuple[QueryParam, ...] = attrs.field(default=(), converter=_params)
-    emits: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
+    # Drawn in the flows view as dashed edges, never routed: what happens outside the code.
+    virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
+    virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     description: str = ""
 
@@ -73,7 +119,10 @@ class EventConfig:
     name: str
     subscribes: tuple[str, ...] = attrs.field(converter=_strings)
     input: type[Any] | None = None
-    emits: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
+    # Drawn in the flows view as dashed edges, never routed: what happens outside the code.
+    virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
+    virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     description: str = ""
 
@@ -85,9 +134,25 @@ class CronConfig:
 
     name: str
     cron: str
-    emits: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
+    # Drawn in the flows view as dashed edges, never routed: what happens outside the code.
+    virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
+    virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     description: str = ""
 
 
+@attrs.frozen
+class NoopConfig:
+    """A step without a handler, as Motia's noop: a person's task or an outside system,
+    shown in the flows view and joined to the code's steps by its virtual edges."""
+
+    name: str
+    virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
+    virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    description: str = ""
+
+
+# The steps that run a handler; a NoopConfig step has none.
 StepConfig = ApiRouteConfig | EventConfig | CronConfig

@@ -11,6 +11,7 @@ from motia_sse.converter import unstructure
 from motia_sse.exceptions import UndeclaredEmitError, UnknownStreamError
 from motia_sse.logs.step_logger import StepLogger
 from motia_sse.queue.base import Delivery, EventQueue
+from motia_sse.run.config import topics
 from motia_sse.run.loader import LoadedStep, Project
 from motia_sse.run.state import State
 from motia_sse.streams.stream import Stream
@@ -61,8 +62,9 @@ class Emitter:
 
     async def emit(self, step: LoadedStep, trace_id: str, topic: str, data: Any) -> None:
         """Queue one delivery per subscriber; the emitting step must declare the topic."""
-        if topic not in step.config.emits:
-            raise UndeclaredEmitError(step.name, topic, step.config.emits)
+        declared = topics(step.config.emits)  # not virtual_emits: those are never routed
+        if topic not in declared:
+            raise UndeclaredEmitError(step.name, topic, declared)
         payload = unstructure(data)
         for subscriber in self._project.subscribers(topic):
             await self._queue.put(Delivery(subscriber.name, topic, payload, trace_id))

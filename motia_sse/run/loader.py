@@ -14,7 +14,15 @@ import attrs
 from croniter import croniter
 
 from motia_sse.exceptions import LoadError, LoadErrors
-from motia_sse.run.config import ApiRouteConfig, CronConfig, EventConfig, StepConfig, StreamConfig
+from motia_sse.run.config import (
+    ApiRouteConfig,
+    CronConfig,
+    EventConfig,
+    NoopConfig,
+    StepConfig,
+    StreamConfig,
+    topics,
+)
 from motia_sse.run.route_paths import PARAM, BadPath, route_template
 from motia_sse.run.step_files import find_files, fresh_module_names, import_file
 from motia_sse.streams.ids import is_stream_name
@@ -43,6 +51,19 @@ class LoadedStep:
 
 
 @attrs.frozen
+class LoadedNoop:
+    """A noop step's config (it has no handler) and the file it came from."""
+
+    config: NoopConfig
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """The step's name."""
+        return self.config.name
+
+
+@attrs.frozen
 class LoadedStream:
     """A stream's config and the file it came from."""
 
@@ -62,6 +83,7 @@ class Project:
     # From `stream_auth.py`: the request -> auth context hook, if the project has one.
     authenticate: Callable[..., Any] | None = None
     cron_steps: list[LoadedStep] = attrs.field(factory=list)
+    noop_steps: list[LoadedNoop] = attrs.field(factory=list)
 
     def subscribers(self, topic: str) -> list[LoadedStep]:
         """Event steps subscribed to `topic`."""
@@ -108,7 +130,8 @@ def _load_each(files: list[Path], names: dict[Path, str],
     return loaded
 
 
-def _project(steps_dir: Path, steps: list[LoadedStep], streams: list[LoadedStream],
+def _project(steps_dir: Path, steps: list[LoadedStep | LoadedNoop],
+             streams: list[LoadedStream],
              authenticate: Callable[..., Any] | None) -> Project:
     """The project these checked files make; its warnings logged."""
     project = Project(
@@ -116,6 +139,7 @@ def _project(steps_dir: Path, steps: list[LoadedStep], streams: list[LoadedStrea
         api_steps=[s for s in steps if isinstance(s.config, ApiRouteConfig)],
         event_steps=[s for s in steps if isinstance(s.config, EventConfig)],
         cron_steps=[s for s in steps if isinstance(s.config, CronConfig)],
+        noop_steps=[s for s in steps if isinstance(s, LoadedNoop)],
         streams=streams,
         warnings=_unheard_topics(steps),
         authenticate=authenticate,
@@ -157,12 +181,18 @@ def _load_auth(path: Path, module: ModuleType, all_files: list[Path]) -> Callabl
     return checked
 
 
-def _load_step(path: Path, module: ModuleType) -> LoadedStep:
+def _load_step(path: Path, module: ModuleType) -> LoadedStep | LoadedNoop:
     config = getattr(module, "config", None)
-    if not isinstance(config, (ApiRouteConfig, EventConfig, CronConfig)):
-        raise LoadError(path, "expected `config = ApiRouteConfig(...)`, `EventConfig(...)` "
-                              f"or `CronConfig(...)`, found {_describe(config)}")
     handler = getattr(module, "handler", None)
+    if isinstance(config, NoopConfig):
+        if handler is not None:
+            raise LoadError(path, "a NoopConfig step has no handler (nothing runs it); "
+                                  "remove `handler`, or make it an EventConfig step")
+        return LoadedNoop(config, path)
+    if not isinstance(config, (ApiRouteConfig, EventConfig, CronConfig)):
+        raise LoadError(path, "expected `config = ApiRouteConfig(...)`, `EventConfig(...)`, "
+                              f"`CronConfig(...)` or `NoopConfig(...)`, found "
+                              f"{_describe(config)}")
     if not inspect.iscoroutinefunction(handler):
         raise LoadError(path, f"expected `async def handler(...)`, found {_describe(handler)}")
     _check_arity(path, config, handler)
@@ -219,7 +249,7 @@ def _check_unique_streams(streams: list[LoadedStream]) -> list[LoadError]:
     return errors
 
 
-def _check_unique_steps(steps: list[LoadedStep]) -> list[LoadError]:
+def _check_unique_steps(steps: list[LoadedStep | LoadedNoop]) -> list[LoadError]:
     names: dict[str, Path] = {}
     routes: dict[tuple[str, str], Path] = {}
     errors = []
@@ -236,10 +266,19 @@ def _check_unique_steps(steps: list[LoadedStep]) -> list[LoadError]:
     return errors
 
 
-def _unheard_topics(steps: list[LoadedStep]) -> list[str]:
-    heard = {t for s in steps if isinstance(s.config, EventConfig) for t in s.config.subscribes}
-    return [f"{s.path}: step {s.name!r} emits {topic!r}, but no step subscribes to it"
-            for s in steps for topic in s.config.emits if topic not in heard]
+def _unheard_topics(steps: list[LoadedStep | LoadedNoop]) -> list[str]:
+    """Topics emitted, really or virtually, that no step subscribes to: nearly always a
+    typo. A virtual subscriber counts: it says who hears the topic outside the code."""
+    heard = {t for s in steps for t in s.config.virtual_subscribes}
+    heard |= {t for s in steps if isinstance(s.config, EventConfig) for t in s.config.subscribes}
+    warnings = []
+    for step in steps:
+        real = () if isinstance(step.config, NoopConfig) else topics(step.config.emits)
+        for verb, emitted in (("emits", real), ("virtually emits",
+                                                 topics(step.config.virtual_emits))):
+            warnings += [f"{step.path}: step {step.name!r} {verb} {topic!r}, but no step "
+                         "subscribes to it" for topic in emitted if topic not in heard]
+    return warnings
 
 
 def _describe(value: object) -> str:

@@ -99,7 +99,7 @@ function endpointPanel(step, streams, hrefFor) {
     step.description ? h("p", { class: "description" }, step.description) : null,
     h("p", { class: "meta" },
       step.flows.length ? ["flows ", step.flows.map((f) => h("a", { href: hrefFor("flows", { flow: f }) }, chip(f, "flow")))] : null,
-      step.emits.length ? [" emits ", step.emits.map((t) => chip(t, "topic"))] : null,
+      step.emits.length ? [" emits ", step.emits.map((e) => chip(e.topic, "topic"))] : null,
       " ", h("span", { class: "file" }, step.file)),
     pathInputs.length ? h("fieldset", { class: "params" }, h("legend", {}, "Path"),
       pathInputs.map(([p, input]) => h("div", { class: "form-field" }, h("label", { for: input.id }, h("span", { class: "name" }, p), h("span", { class: "req" }, "*")), input))) : null,
