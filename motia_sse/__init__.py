@@ -12,6 +12,7 @@ from motia_sse.run.config import (
     StreamConfig,
 )
 from motia_sse.run.context import FlowContext
+from motia_sse.run.middleware import Middleware, Next
 from motia_sse.settings import Settings
 from motia_sse.streams.store import Change, StoredItem, StreamStore
 from motia_sse.streams.stream import Stream, StreamChannel, StreamEvent, StreamItem
@@ -27,6 +28,8 @@ __all__ = [
     "FlowContext",
     "LoadError",
     "LoadErrors",
+    "Middleware",
+    "Next",
     "QueryParam",
     "Settings",
     "StoredItem",

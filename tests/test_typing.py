@@ -37,3 +37,28 @@ def test_a_typing_mistake_is_caught(write_steps: WriteSteps) -> None:
     assert done.returncode == 1
     assert "wrong_step.py:2: error" in done.stdout
     assert "wrong_step.py:4: error" in done.stdout
+
+
+def test_a_typed_middleware_passes(write_steps: WriteSteps) -> None:
+    """A middleware typed with Middleware and Next, listed on a route, passes as it is;
+    one that forgets `return` is caught."""
+    steps = write_steps({"guarded_step.py":
+        "from typing import Any\n"
+        "from motia_sse import (ApiRequest, ApiResponse, ApiRouteConfig, FlowContext, "
+        "Middleware, Next)\n"
+        "async def auth(req: ApiRequest[Any], ctx: FlowContext, next: Next) -> ApiResponse:\n"
+        "    if 'authorization' not in req.headers:\n"
+        "        return ApiResponse(status=401, body={'error': 'unauthorized'})\n"
+        "    response = await next()\n"
+        "    return ApiResponse(response.status, response.body, {**response.headers, 'x': '1'})\n"
+        "async def forgetful(req: ApiRequest[Any], ctx: FlowContext, next: Next) -> None:\n"
+        "    await next()\n"
+        "shared: list[Middleware] = [auth]\n"
+        "config = ApiRouteConfig(name='Guarded', path='/g', method='GET', middleware=shared)\n"
+        "wrong = ApiRouteConfig(name='Wrong', path='/w', method='GET', middleware=[forgetful])\n"
+        "async def handler(req: ApiRequest[None], ctx: FlowContext) -> ApiResponse:\n"
+        "    return ApiResponse(status=200, body={'ok': True})\n"})
+    done = mypy_strict(steps)
+    errors = [line for line in done.stdout.splitlines() if "guarded_step.py:" in line]
+    assert len(errors) == 1, done.stdout
+    assert "guarded_step.py:12: error: List item 0 has incompatible type" in errors[0]

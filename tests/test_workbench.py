@@ -72,6 +72,7 @@ async def test_steps_describe_routes_topics_and_schemas(client: TestClient[Any, 
         "description": "Call OpenAI; the answer streams into /streams/openai/<trace id>/message",
         "emits": [{"topic": "openai-prompt", "label": None, "conditional": False}],
         "virtualEmits": [], "virtualSubscribes": [], "flows": ["open-ai"], "queryParams": [],
+        "middleware": [],
         "bodySchema": PROMPT_SCHEMA, "responseSchema": {"200": MESSAGE_SCHEMA},
     }
     assert steps["CallOpenAi"] == {

@@ -18,6 +18,7 @@ from motia_sse.http.proxy import root_path
 from motia_sse.http.responses import TRACE_HEADER, json_response
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.loader import Project
+from motia_sse.run.middleware import middleware_name
 from motia_sse.run.route_paths import PARAM
 from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
@@ -50,6 +51,7 @@ def openapi_document(project: Project, settings: Settings,
         template, path_params = _path_template(config.path)
         paths.setdefault(template, {})[config.method.lower()] = _operation(
             config, path_params, schemas, settings)
+    _name_middleware(paths, project)
     paths.update(feed_paths(project, settings))
     flows = sorted({flow for config in routes for flow in config.flows})
     return {
@@ -63,6 +65,14 @@ def openapi_document(project: Project, settings: Settings,
         "components": {"schemas": {**_ERROR_SCHEMAS, **schemas.components},
                        "headers": _HEADERS},
     }
+
+
+def _name_middleware(paths: dict[str, dict[str, Any]], project: Project) -> None:
+    """`x-middleware` on each operation that has some: the names, outermost first."""
+    for step in project.api_steps:
+        if step.middleware and isinstance(step.config, ApiRouteConfig):
+            operation = paths[_path_template(step.config.path)[0]][step.config.method.lower()]
+            operation["x-middleware"] = [middleware_name(mw) for mw in step.middleware]
 
 
 def _version() -> str:

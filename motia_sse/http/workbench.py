@@ -24,6 +24,7 @@ from motia_sse.http.workbench_logs import LOG_ENDPOINTS, keep_logs
 from motia_sse.package_data import static_dir
 from motia_sse.run.config import ApiRouteConfig, CronConfig, Emit, EventConfig, NoopConfig
 from motia_sse.run.loader import LoadedNoop, LoadedStep, LoadedStream
+from motia_sse.run.middleware import defined_in, middleware_name
 from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
 from motia_sse.streams.ids import check_id
@@ -159,6 +160,7 @@ def _describe(step: LoadedStep | LoadedNoop, steps_dir: Path) -> dict[str, Any]:
             path=config.path,
             queryParams=[{"name": q.name, "description": q.description}
                          for q in config.query_params],
+            middleware=_middleware(step, steps_dir),
             bodySchema=_schema(config.body_schema),
             responseSchema={str(status): json_schema(kind)
                             for status, kind in sorted(config.response_schema.items())},
@@ -175,6 +177,14 @@ def _describe(step: LoadedStep | LoadedNoop, steps_dir: Path) -> dict[str, Any]:
 
 def _emits(emits: tuple[Emit, ...]) -> list[dict[str, Any]]:
     return [{"topic": e.topic, "label": e.label, "conditional": e.conditional} for e in emits]
+
+
+def _middleware(step: LoadedStep | LoadedNoop, steps_dir: Path) -> list[dict[str, Any]]:
+    """What runs around an API step's handler, outermost first, and where it is written."""
+    if not isinstance(step, LoadedStep):
+        return []
+    return [{"name": middleware_name(mw), "file": _relative(file, steps_dir) if
+             (file := defined_in(mw)) else None} for mw in step.middleware]
 
 
 def _describe_stream(stream: LoadedStream, steps_dir: Path) -> dict[str, Any]:

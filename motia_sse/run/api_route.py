@@ -20,6 +20,7 @@ from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.context import ContextFactory, FlowContext, new_trace_id
 from motia_sse.run.handler_call import log_failure
 from motia_sse.run.loader import LoadedStep
+from motia_sse.run.middleware import compose
 from motia_sse.run.tracebacks import describe
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ def route_handler(step: LoadedStep, contexts: ContextFactory,
     `meters` (metrics on): each answer is counted by status and timed."""
     config = step.config
     assert isinstance(config, ApiRouteConfig)
+    if step.middleware:
+        # `_call` runs the chain where it would run the handler; a route without
+        # middleware keeps its direct call, with no frame more per request.
+        step = attrs.evolve(step, handler=compose(step.middleware, step.handler, as_response))
 
     async def handle(request: web.Request,
                      path_params: Mapping[str, str] | None = None) -> web.Response:
@@ -130,11 +135,20 @@ def _failure(status: int, error: str, details: list[str], ctx: FlowContext,
 
 
 def _unpack(result: Any) -> tuple[int, Any, Mapping[str, str]]:
+    if not isinstance(result, ApiResponse):
+        result = as_response(result)
+    return result.status, result.body, result.headers
+
+
+def as_response(result: Any, who: str = "handler") -> ApiResponse:
+    """What a handler or middleware (`who`) returned, as an ApiResponse: it may return
+    one or the dict form; anything else is a TypeError saying so."""
     if isinstance(result, ApiResponse):
-        return result.status, result.body, result.headers
+        return result
     if isinstance(result, Mapping) and "status" in result:
-        return int(result["status"]), result.get("body"), result.get("headers") or {}
-    raise TypeError(f"handler returned {type(result).__name__}; expected ApiResponse "
+        return ApiResponse(int(result["status"]), result.get("body"),
+                           dict(result.get("headers") or {}))
+    raise TypeError(f"{who} returned {type(result).__name__}; expected ApiResponse "
                     "or a dict with 'status' and 'body'")
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from motia_sse.run.middleware import Middleware, middleware_list
+
 if TYPE_CHECKING:
     from motia_sse.streams.store import StreamStore
 
@@ -104,6 +106,8 @@ class ApiRouteConfig:
     body_schema: type[Any] | None = None
     response_schema: dict[int, type[Any]] = attrs.field(factory=dict)
     query_params: tuple[QueryParam, ...] = attrs.field(default=(), converter=_params)
+    # Run in order around the handler, after the project-wide list (middleware.py).
+    middleware: tuple[Middleware, ...] = attrs.field(default=(), converter=middleware_list)
     emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
     # Drawn in the flows view as dashed edges, never routed: what happens outside the code.
     virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)

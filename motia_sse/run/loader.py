@@ -23,7 +23,15 @@ from motia_sse.run.config import (
     StreamConfig,
     topics,
 )
+from motia_sse.run.middleware import (
+    PROJECT_FILE,
+    Middleware,
+    check_middleware,
+    project_middleware,
+)
 from motia_sse.run.route_paths import PARAM, BadPath, route_template
+from motia_sse.run.signatures import accepts, parameter_names
+from motia_sse.run.signatures import describe_found as _describe
 from motia_sse.run.step_files import find_files, fresh_module_names, import_file
 from motia_sse.streams.ids import is_stream_name
 
@@ -43,6 +51,8 @@ class LoadedStep:
     config: StepConfig
     handler: Handler
     path: Path
+    # An API step's middleware as it runs: the project's (middleware.py), then its own.
+    middleware: tuple[Middleware, ...] = ()
 
     @property
     def name(self) -> str:
@@ -106,14 +116,19 @@ def load_project(steps_dir: Path) -> Project:
     stream_files = find_files(steps_dir, "*_stream.py")
     step_files = find_files(steps_dir, "*_step.py")
     auth_files = find_files(steps_dir, "stream_auth.py")
-    names = fresh_module_names(steps_dir, stream_files + step_files + auth_files)
+    # At the top only: a middleware.py in a subfolder is one feature's helper module.
+    shared_files = [steps_dir / PROJECT_FILE] if (steps_dir / PROJECT_FILE).is_file() else []
+    names = fresh_module_names(steps_dir, stream_files + step_files + auth_files
+                               + shared_files)
     errors: list[LoadError] = []
+    shared = _load_each(shared_files, names, project_middleware, errors)
     streams = _load_each(stream_files, names, _load_stream, errors)
     steps = _load_each(step_files, names, _load_step, errors)
     hooks = _load_each(auth_files, names, partial(_load_auth, all_files=auth_files), errors)
     errors += _check_unique_streams(streams) + _check_unique_steps(steps)
     if errors:
         raise LoadErrors(errors)
+    steps = [_with_middleware(step, shared[0] if shared else ()) for step in steps]
     # _load_auth refuses a second stream_auth.py, so there is one hook at the most.
     return _project(steps_dir, steps, streams, hooks[0] if hooks else None)
 
@@ -198,6 +213,7 @@ def _load_step(path: Path, module: ModuleType) -> LoadedStep | LoadedNoop:
     _check_arity(path, config, handler)
     if isinstance(config, ApiRouteConfig):
         config = _check_route(path, config)
+        check_middleware(path, config.middleware)
     elif isinstance(config, CronConfig):
         if not croniter.is_valid(config.cron):
             raise LoadError(path, f"cron {config.cron!r} is not a cron expression; expected "
@@ -211,16 +227,11 @@ def _load_step(path: Path, module: ModuleType) -> LoadedStep | LoadedNoop:
 def _check_arity(path: Path, config: StepConfig, handler: Handler) -> None:
     expected = {ApiRouteConfig: ("req", "ctx"), EventConfig: ("input", "ctx"),
                 CronConfig: ("ctx",)}[type(config)]
-    params = list(inspect.signature(handler).parameters.values())
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    required = [p for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL
-                and p.kind is not p.VAR_KEYWORD]
-    varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
-    if len(required) > len(expected) or (len(positional) < len(expected) and not varargs):
+    if not accepts(handler, len(expected)):
         line = inspect.getsourcelines(handler)[1]
         count = {1: "one argument", 2: "two arguments"}[len(expected)]
         raise LoadError(f"{path}:{line}", f"handler must take {count} ({', '.join(expected)}), "
-                                          f"found ({', '.join(p.name for p in params)})")
+                                          f"found {parameter_names(handler)}")
 
 
 def _check_route(path: Path, config: ApiRouteConfig) -> ApiRouteConfig:
@@ -237,6 +248,13 @@ def _check_route(path: Path, config: ApiRouteConfig) -> ApiRouteConfig:
     except BadPath as exc:
         raise LoadError(path, str(exc)) from None
     return config if template == config.path else attrs.evolve(config, path=template)
+
+
+def _with_middleware(step: LoadedStep | LoadedNoop,
+                     shared: tuple[Middleware, ...]) -> LoadedStep | LoadedNoop:
+    if not isinstance(step, LoadedStep) or not isinstance(step.config, ApiRouteConfig):
+        return step
+    return attrs.evolve(step, middleware=(*shared, *step.config.middleware))
 
 
 def _check_unique_streams(streams: list[LoadedStream]) -> list[LoadError]:
@@ -280,8 +298,3 @@ def _unheard_topics(steps: list[LoadedStep | LoadedNoop]) -> list[str]:
                          "subscribes to it" for topic in emitted if topic not in heard]
     return warnings
 
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "nothing"
-    return f"{type(value).__name__} {value!r}"[:120]

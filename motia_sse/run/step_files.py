@@ -53,9 +53,12 @@ def _use_steps_dir(steps_dir: Path) -> None:
 
 def _forget(steps_dir: Path, module_names: Iterable[str]) -> None:
     # A reload must run the files again, not reuse what an earlier load imported:
-    # the steps and streams, and any helper module from the folder they import.
+    # the steps and streams, and any helper module from the folder they import, or
+    # from the folder loaded before (a same-named helper there would shadow this one's).
+    folders = [steps_dir, *(Path(old) for old in _steps_dirs_on_path)]
     helpers = [name for name, module in list(sys.modules.items())
-               if _is_helper(steps_dir, name, getattr(module, "__file__", None))]
+               if any(_is_helper(folder, name, getattr(module, "__file__", None))
+                      for folder in folders)]
     for name in [*module_names, *helpers]:
         sys.modules.pop(name, None)
 

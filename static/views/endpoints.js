@@ -100,6 +100,7 @@ function endpointPanel(step, streams, hrefFor) {
     h("p", { class: "meta" },
       step.flows.length ? ["flows ", step.flows.map((f) => h("a", { href: hrefFor("flows", { flow: f }) }, chip(f, "flow")))] : null,
       step.emits.length ? [" emits ", step.emits.map((e) => chip(e.topic, "topic"))] : null,
+      step.middleware?.length ? [" middleware ", step.middleware.map(middlewareChip)] : null,
       " ", h("span", { class: "file" }, step.file)),
     pathInputs.length ? h("fieldset", { class: "params" }, h("legend", {}, "Path"),
       pathInputs.map(([p, input]) => h("div", { class: "form-field" }, h("label", { for: input.id }, h("span", { class: "name" }, p), h("span", { class: "req" }, "*")), input))) : null,
@@ -186,6 +187,13 @@ function endpointPanel(step, streams, hrefFor) {
   }
 
   return h("div", { class: "endpoint-panel", dataset: { step: step.name } }, request, results);
+}
+
+/** One middleware of the route, outermost first; hovering names the file it is in. */
+function middlewareChip({ name, file }) {
+  const element = chip(name, "middleware");
+  if (file) element.title = file;
+  return element;
 }
 
 function schemaDetails(step) {
