@@ -582,3 +582,30 @@ async def test_a_guarded_workbench_asks_for_its_token_then_works(
     line = logs.locator(f'.log-line[data-trace="{trace}"][data-step="RunJob"]')
     await expect(line).to_contain_text("job finished", timeout=WAIT_MS)
     assert refused == []
+
+
+async def test_an_endpoint_shows_its_middleware(
+    page: Page, write_steps: WriteSteps, make_client: ClientFactory
+) -> None:
+    """The Endpoints view names a route's middleware, outermost first, each with its
+    file on hover; a Test the middleware refuses shows its answer."""
+    steps = write_steps({
+        "middleware.py": "async def audit(req, ctx, next):\n    return await next()\n"
+                         "middleware = [audit]\n",
+        "secret_step.py": "from motia_sse import ApiRouteConfig\n"
+                          "async def require_token(req, ctx, next):\n"
+                          "    return {'status': 401, 'body': {'error': 'unauthorized', "
+                          "'details': ['send a token']}}\n"
+                          "config = ApiRouteConfig(name='Secret', path='/secret', "
+                          "middleware=[require_token])\n"
+                          "async def handler(req, ctx):\n    return {'status': 200}\n"})
+    client = await make_client(Settings(steps_dir=steps, store="memory", dev=True))
+    await open_workbench(page, client, "#/endpoints?step=Secret")
+    panel = page.locator('.endpoint-panel[data-step="Secret"]')
+    chips = panel.locator(".chip.middleware")
+    await expect(chips).to_have_text(["audit", "require_token"], timeout=WAIT_MS)
+    await expect(chips.first).to_have_attribute("title", "middleware.py")
+    await panel.get_by_role("button", name="Test").click()
+    await expect(panel.locator(".response .status")).to_have_text("401 Unauthorized",
+                                                                    timeout=WAIT_MS)
+    await expect(panel.locator(".response .error-box")).to_contain_text("send a token")
