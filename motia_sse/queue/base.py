@@ -19,6 +19,12 @@ class Delivery:
     attempt: int = 1
     # The queue's handle on this delivery (a Redis stream entry id, ...).
     receipt: Any = attrs.field(default=None, eq=False)
+    # The message group (`emit(..., message_group_id=...)`): the queue hands out a
+    # group's deliveries for one step one at a time, in emit order; None: unordered.
+    group: str | None = None
+    # The queue's id of a grouped event, the same on every attempt (Redis checks with
+    # it that the group's head is still the event being settled).
+    event_id: str | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -49,7 +55,12 @@ class RetryPolicy:
 
 
 class EventQueue(Protocol):
-    """Carries deliveries from `emit` to the workers, at least once."""
+    """Carries deliveries from `emit` to the workers, at least once.
+
+    Ordered events: a delivery with a `group` is not handed out while an earlier one of
+    the same (step, group) is out, waiting for its retry, or still queued; `ack` (or
+    the dead-lettering `fail`) lets the group's next one go. A failing event thus holds
+    its group until it succeeds or is dead-lettered."""
 
     async def put(self, delivery: Delivery) -> None:
         """Enqueue; returns once the delivery is accepted."""

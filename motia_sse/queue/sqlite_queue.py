@@ -3,6 +3,12 @@
 An event is a row until its handler finishes. A process that dies mid-handler leaves
 its rows marked taken; the next start puts them back, so they run again (at least
 once). Failed attempts wait in the same table until their back-off has passed.
+
+Ordered events: a row with a `group_id` is written `held` when its (step, group) has
+another row already, and only unheld rows are taken; deleting a group's row (ack, or
+dead-lettering) unholds the group's next by id, which is emit order. A failing row
+stays its group's head while it waits out its back-off, so the group waits with it;
+after a crash the head is re-offered like any taken row, its group still behind it.
 """
 
 from __future__ import annotations
@@ -31,7 +37,6 @@ CREATE TABLE IF NOT EXISTS queue (
     available_at REAL NOT NULL,
     taken INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS queue_ready ON queue (taken, available_at, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     step TEXT NOT NULL,
@@ -42,6 +47,17 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     error TEXT NOT NULL,
     failed_at REAL NOT NULL
 );
+"""
+# Ordered events, added to queue files of earlier versions as well as new ones.
+_GROUPS = """
+ALTER TABLE queue ADD COLUMN group_id TEXT;
+ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+"""
+_INDEXES = """
+DROP INDEX IF EXISTS queue_ready;
+CREATE INDEX IF NOT EXISTS queue_runnable ON queue (held, taken, available_at, id);
+CREATE INDEX IF NOT EXISTS queue_groups ON queue (step, group_id, id)
+    WHERE group_id IS NOT NULL;
 """
 
 
@@ -64,15 +80,28 @@ class SqliteQueue:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
+        if "group_id" not in columns:
+            db.executescript(_GROUPS)
+        db.executescript(_INDEXES)
         db.execute("UPDATE queue SET taken = 0 WHERE taken = 1")
         return cls(db, policy or RetryPolicy())
 
     async def put(self, delivery: Delivery) -> None:
-        self._db.execute(
-            "INSERT INTO queue (step, topic, data, trace_id, attempt, available_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (delivery.step, delivery.topic, orjson.dumps(delivery.data).decode(),
-             delivery.trace_id, delivery.attempt, 0.0))
+        data = orjson.dumps(delivery.data).decode()
+        if delivery.group is None:
+            self._db.execute(
+                "INSERT INTO queue (step, topic, data, trace_id, attempt, available_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (delivery.step, delivery.topic, data, delivery.trace_id, delivery.attempt,
+                 0.0))
+        else:  # held when the group has a row already: one statement, so atomic
+            self._db.execute(
+                "INSERT INTO queue (step, topic, data, trace_id, attempt, available_at,"
+                " group_id, held) SELECT ?, ?, ?, ?, ?, ?, ?, EXISTS (SELECT 1 FROM queue"
+                " WHERE step = ? AND group_id = ?)",
+                (delivery.step, delivery.topic, data, delivery.trace_id, delivery.attempt,
+                 0.0, delivery.group, delivery.step, delivery.group))
         self._wake.set()
 
     async def get(self) -> Delivery:
@@ -81,19 +110,36 @@ class SqliteQueue:
             now = time.time()
             row = self._db.execute(
                 "UPDATE queue SET taken = 1 WHERE id = (SELECT id FROM queue"
-                " WHERE taken = 0 AND available_at <= ? ORDER BY id LIMIT 1)"
-                " RETURNING id, step, topic, data, trace_id, attempt", (now,)).fetchone()
+                " WHERE held = 0 AND taken = 0 AND available_at <= ? ORDER BY id LIMIT 1)"
+                " RETURNING id, step, topic, data, trace_id, attempt, group_id",
+                (now,)).fetchone()
             if row is not None:
                 return Delivery(row[1], row[2], orjson.loads(row[3]), row[4], row[5],
-                                receipt=row[0])
+                                receipt=row[0], group=row[6])
             (due,) = self._db.execute(
-                "SELECT MIN(available_at) FROM queue WHERE taken = 0").fetchone()
+                "SELECT MIN(available_at) FROM queue WHERE held = 0 AND taken = 0"
+            ).fetchone()
             wait = None if due is None else max(due - now, 0.001)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
     async def ack(self, delivery: Delivery) -> None:
+        if delivery.group is None:  # a single statement: no transaction to pay for
+            self._forget(delivery)
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            self._forget(delivery)
+
+    def _forget(self, delivery: Delivery) -> None:
+        """Delete the row and unhold its group's next; inside the caller's transaction."""
         self._db.execute("DELETE FROM queue WHERE id = ?", (delivery.receipt,))
+        if delivery.group is None:
+            return
+        self._db.execute(
+            "UPDATE queue SET held = 0 WHERE id = (SELECT MIN(id) FROM queue"
+            " WHERE step = ? AND group_id = ?)", (delivery.step, delivery.group))
+        self._wake.set()
 
     async def fail(self, delivery: Delivery, error: str) -> None:
         if delivery.attempt < self.policy.max_attempts:
@@ -110,7 +156,7 @@ class SqliteQueue:
                 " failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (delivery.step, delivery.topic, orjson.dumps(delivery.data).decode(),
                  delivery.trace_id, delivery.attempt, error, time.time()))
-            self._db.execute("DELETE FROM queue WHERE id = ?", (delivery.receipt,))
+            self._forget(delivery)
             self._db.execute(
                 "DELETE FROM dead_letters WHERE id <= (SELECT MAX(id) FROM dead_letters) - ?",
                 (MAX_DEAD_LETTERS,))

@@ -60,14 +60,19 @@ class Emitter:
     _project: Project
     _queue: EventQueue
 
-    async def emit(self, step: LoadedStep, trace_id: str, topic: str, data: Any) -> None:
-        """Queue one delivery per subscriber; the emitting step must declare the topic."""
+    async def emit(self, step: LoadedStep, trace_id: str, topic: str, data: Any,
+                   message_group_id: str | None = None) -> None:
+        """Queue one delivery per subscriber; the emitting step must declare the topic.
+
+        With `message_group_id`, each subscriber gets the group's events one at a time,
+        in the order they were emitted (the queue keeps the order)."""
         declared = topics(step.config.emits)  # not virtual_emits: those are never routed
         if topic not in declared:
             raise UndeclaredEmitError(step.name, topic, declared)
         payload = unstructure(data)
         for subscriber in self._project.subscribers(topic):
-            await self._queue.put(Delivery(subscriber.name, topic, payload, trace_id))
+            await self._queue.put(Delivery(subscriber.name, topic, payload, trace_id,
+                                           group=message_group_id))
 
 
 @attrs.define
@@ -89,9 +94,19 @@ class FlowContext:
             self._logger = StepLogger(self._step.name, self.trace_id)
         return self._logger
 
-    async def emit(self, topic: str, data: Any) -> None:
-        """Send `data` to the steps subscribed to `topic`, carrying this trace id."""
-        await self._emitter.emit(self._step, self.trace_id, topic, data)
+    async def emit(self, topic: str, data: Any, *, message_group_id: str | None = None
+                   ) -> None:
+        """Send `data` to the steps subscribed to `topic`, carrying this trace id.
+
+        Events emitted with the same `message_group_id` are handled one at a time, in
+        emit order, by each subscribing step (a failing one holds the later ones back
+        until it succeeds or is dead-lettered); other groups, and events without one,
+        run in parallel."""
+        if message_group_id is not None and (
+                not isinstance(message_group_id, str) or not message_group_id):
+            raise TypeError(f"message_group_id must be a non-empty string or None, "
+                            f"not {message_group_id!r}")
+        await self._emitter.emit(self._step, self.trace_id, topic, data, message_group_id)
 
 
 @attrs.frozen
