@@ -26,10 +26,6 @@ export class MotiaStreamError extends Error {
 
 const MAX_BACKOFF_MS = 30000;
 
-function compareIds(a, b) {
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
 function safely(fn, ...args) {
   // One listener that throws must not stop the others from hearing the change.
   try {
@@ -92,7 +88,7 @@ export class MotiaStreamClient {
     return this._subscribe(stream, group, id, { onChange, onEvent, onError });
   }
 
-  /** Follow a group: `onChange(items)` with every item, ordered by id, after each change. */
+  /** Follow a group: `onChange(items)` with every item, oldest first, after each change. */
   subscribeGroup(stream, group, onChange, { onEvent = null, onError = null } = {}) {
     return this._subscribe(stream, group, null, { onChange, onEvent, onError });
   }
@@ -150,7 +146,9 @@ export class MotiaStreamClient {
 
   _value(sub) {
     if (sub.id !== null) return sub.state ?? null;
-    return [...(sub.state ?? new Map()).values()].sort(compareIds);
+    // A Map keeps insertion order: the sync's order (oldest first, as the server lists a
+    // group), each create appended, an update in its place, as get_group has them.
+    return [...(sub.state ?? new Map()).values()];
   }
 
   _schedule(delay = this.debounceMs) {

@@ -39,7 +39,7 @@ async def test_group_feed_syncs_then_follows(
     feed = await open_feed(str(client.make_url("/streams/progress/team")))
     sync = await feed.next()
     assert (sync.event, sync.id) == ("sync", str(a.version))
-    assert sync.json() == [{**job(2), "id": "a"}, {**job(1), "id": "b"}]
+    assert sync.json() == [{**job(1), "id": "b"}, {**job(2), "id": "a"}], "oldest first"
 
     c = await progress.set("team", "c", job(3))
     b = await progress.set("team", "b", job(4))

@@ -61,7 +61,7 @@ async def test_state_round_trip(state_client: TestClient[Any, Any]) -> None:
     await call(state_client, "set", "t1", key="a", value="text")
     await call(state_client, "set", "t2", key="a", value=3)
     assert await call(state_client, "get", "t1", key="a") == "text"
-    assert await call(state_client, "group", "t1") == ["text", {"n": [1, 2]}]
+    assert await call(state_client, "group", "t1") == [{"n": [1, 2]}, "text"], "set order"
     assert await call(state_client, "delete", "t1", key="a") == "text"
     assert await call(state_client, "get", "t1", key="a") is None
     assert await call(state_client, "delete", "t1", key="a") is None

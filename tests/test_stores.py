@@ -3,6 +3,7 @@ what a delete removed (also as a step sees it)."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -75,6 +76,55 @@ async def test_delete_leaves_a_tombstone(store: StreamStore) -> None:
     again = await store.set("s", "g", "a", {"n": 2})
     assert again.kind == "create"
     assert again.version > deleted.version
+
+
+async def test_groups_list_items_in_creation_order(store: StreamStore) -> None:
+    """Oldest first, as Motia lists a group: an update keeps an item's place, one deleted
+    and set again is new; not the ids' order."""
+    for item_id in ("m-9", "m-10", "a", "z"):
+        await store.set("s", "chat", item_id, {"text": item_id})
+    await store.set("s", "chat", "m-9", {"text": "edited"})
+    await store.delete("s", "chat", "a")
+    await store.set("s", "chat", "a", {"text": "again"})
+    await store.set("s", "other", "0", {"text": "elsewhere"})
+    group = await store.get_group("s", "chat")
+    assert [(i.id, i.data) for i in group.items] == [
+        ("m-9", {"text": "edited"}), ("m-10", {"text": "m-10"}), ("z", {"text": "z"}),
+        ("a", {"text": "again"})]
+
+
+async def test_items_written_before_creation_order_keep_working(
+        tmp_path: Path, redis_server: RedisServer, redis_prefix: str) -> None:
+    """A SQLite file or a Redis written by an earlier version (no creation recorded): its
+    items list by their last change and keep their place when updated."""
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript('''
+        CREATE TABLE stream_items (stream TEXT NOT NULL, group_id TEXT NOT NULL,
+            item_id TEXT NOT NULL, data TEXT, version INTEGER NOT NULL,
+            PRIMARY KEY (stream, group_id, item_id)) WITHOUT ROWID;
+        CREATE TABLE stream_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO stream_meta VALUES ('version', 7);
+        INSERT INTO stream_items VALUES ('s', 'g', 'b', '{"n":1}', 5),
+                                        ('s', 'g', 'a', '{"n":2}', 6);
+    ''')
+    old.commit()
+    old.close()
+    async with Redis.from_url(redis_server.url) as redis:
+        await redis.hset(f"{redis_prefix}:items:s:g", mapping={"b": '5|{"n":1}', "a": '6|{"n":2}'})
+        await redis.set(f"{redis_prefix}:version", 7)
+        stores: list[StreamStore] = [SqliteStore.open(path), RedisStore(redis, redis_prefix)]
+        for store in stores:
+            assert [i.id for i in (await store.get_group("s", "g")).items] == ["b", "a"]
+            await store.set("s", "g", "b", {"n": 3})
+            await store.set("s", "g", "c", {"n": 4})
+            group = await store.get_group("s", "g")
+            assert [(i.id, i.data) for i in group.items] == [
+                ("b", {"n": 3}), ("a", {"n": 2}), ("c", {"n": 4})]
+            deleted = await store.delete("s", "g", "a")
+            assert deleted is not None
+            assert deleted.previous == {"n": 2}
+        await stores[0].close()
 
 
 async def test_sqlite_keeps_items_and_versions_across_reopen(tmp_path: Path) -> None:

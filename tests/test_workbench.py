@@ -98,8 +98,8 @@ async def test_streams_list_names_and_schemas(client: TestClient[Any, Any]) -> N
     assert streams["progress"]["schema"]["required"] == ["status", "done", "total"]
 
 
-async def test_group_lists_items_by_id(client: TestClient[Any, Any]) -> None:
-    """A group's items, ordered by id, as `get_group` gives them; other groups left out."""
+async def test_group_lists_items_oldest_first(client: TestClient[Any, Any]) -> None:
+    """A group's items, oldest first, as `get_group` gives them; other groups left out."""
     progress = client.app[RUNTIME].streams["progress"]
     await progress.set("g 1", "b", {"status": "running", "done": 1, "total": 2})
     await progress.set("g 1", "a", {"status": "done", "done": 2, "total": 2})
@@ -107,8 +107,8 @@ async def test_group_lists_items_by_id(client: TestClient[Any, Any]) -> None:
     response = await client.get("/__motia/streams/progress/groups/g%201")
     assert response.status == 200
     items = await response.json()
-    assert [i["id"] for i in items] == ["a", "b"]
-    assert items[0] == {"status": "done", "done": 2, "total": 2, "id": "a",
+    assert [i["id"] for i in items] == ["b", "a"]
+    assert items[1] == {"status": "done", "done": 2, "total": 2, "id": "a",
                         "__motia": {"type": "state-stream", "streamName": "progress",
                                     "groupId": "g 1", "id": "a"}}
     empty = await client.get("/__motia/streams/progress/groups/nobody")

@@ -44,7 +44,7 @@ class State:
         return None if change is None or change.previous is None else change.previous["value"]
 
     async def get_group(self, group_id: str) -> list[Any]:
-        """Every value of the group, ordered by key."""
+        """Every value of the group, in the order the keys were first set."""
         group = await self._store.get_group(STATE_STREAM, check_id("group id", group_id))
         return [item.data["value"] for item in group.items if item.data is not None]
 

@@ -43,6 +43,8 @@ class MemoryStore:
         group = self._groups.setdefault((stream, group_id), {})
         previous = group.get(item_id)
         kind: ChangeKind = "update" if previous and not previous.deleted else "create"
+        if kind == "create":
+            group.pop(item_id, None)  # a dict keeps creation order: a new item goes last
         version = self._bump(stream, group_id)
         group[item_id] = StoredItem(group_id, item_id, data, version)
         return Change(stream, group_id, item_id, kind, version, data)
@@ -58,7 +60,7 @@ class MemoryStore:
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
         group = self._groups.get((stream, group_id), {})
-        return GroupSnapshot([group[k] for k in sorted(group) if not group[k].deleted],
+        return GroupSnapshot([item for item in group.values() if not item.deleted],
                              self._group_versions.get((stream, group_id), 0))
 
     async def close(self) -> None:

@@ -1,7 +1,9 @@
 """Stream items in Redis, shared by every server process.
 
-Each group is a hash `<prefix>:items:<stream>:<group>` of item id -> "<version>|<json>"
-("<version>|" is a tombstone); `<prefix>:gv:<stream>:<group>` holds the group's version
+Each group is a hash `<prefix>:items:<stream>:<group>` of item id ->
+"<version>:<created>|<json>" (`created`: the version that created the item, by which a
+group lists its items; "<version>|" is a tombstone, as is the whole value written before
+`created` was kept); `<prefix>:gv:<stream>:<group>` holds the group's version
 and `<prefix>:version` the one counter all versions come from. A Lua script writes the
 item, bumps the counters and publishes the change in one step, so every process sees
 changes in version order and none can be missed between a write and its announcement.
@@ -48,8 +50,12 @@ _SET = _NEXT_VERSION + """
 local version = next_version()
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local kind = 'create'
-if old and string.sub(old, -1) ~= '|' then kind = 'update' end
-redis.call('HSET', KEYS[1], ARGV[1], version .. '|' .. ARGV[2])
+local created = version
+if old and string.sub(old, -1) ~= '|' then
+  kind = 'update'
+  created = string.match(old, '^%d+:(%d+)|') or string.match(old, '^(%d+)|')
+end
+redis.call('HSET', KEYS[1], ARGV[1], version .. ':' .. created .. '|' .. ARGV[2])
 redis.call('SET', KEYS[2], version)
 redis.call('PUBLISH', ARGV[3],
     ARGV[4] .. ',"v":' .. version .. ',"k":"' .. kind .. '","d":' .. ARGV[2] .. '}')
@@ -84,11 +90,14 @@ def encode_change(change: Change, shared: bool) -> bytes:
                          "x": shared, "v": change.version, "k": change.kind, "d": change.data})
 
 
-def _parse(group_id: str, item_id: str, value: bytes | str) -> StoredItem:
+def _parse(group_id: str, item_id: str, value: bytes | str) -> tuple[StoredItem, int]:
+    """The item a hash value holds, and the version that created it."""
     # The connection returns bytes (no decode_responses); redis-py's types allow str.
     raw = value.encode() if isinstance(value, str) else value
-    version, _, data = raw.partition(b"|")
-    return StoredItem(group_id, item_id, orjson.loads(data) if data else None, int(version))
+    versions, _, data = raw.partition(b"|")
+    version, _, created = versions.partition(b":")
+    item = StoredItem(group_id, item_id, orjson.loads(data) if data else None, int(version))
+    return item, int(created or version)
 
 
 @attrs.define
@@ -120,7 +129,7 @@ class RedisStore:
 
     async def get(self, stream: str, group_id: str, item_id: str) -> StoredItem | None:
         value = await self._redis.hget(self._keys(stream, group_id)[0], item_id)
-        return None if value is None else _parse(group_id, item_id, value)
+        return None if value is None else _parse(group_id, item_id, value)[0]
 
     async def set(self, stream: str, group_id: str, item_id: str, data: JsonObject) -> Change:
         version, kind = await self._set(
@@ -139,7 +148,7 @@ class RedisStore:
             return None
         version, old = deleted
         return Change(stream, group_id, item_id, "delete", int(version), None,
-                      _parse(group_id, item_id, old).data)
+                      _parse(group_id, item_id, old)[0].data)
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
         items_key, version_key, *_ = self._keys(stream, group_id)
@@ -147,8 +156,10 @@ class RedisStore:
             pipe.hgetall(items_key)
             pipe.get(version_key)
             values, version = await pipe.execute()
-        items = [_parse(group_id, k.decode(), v) for k, v in sorted(values.items())]
-        return GroupSnapshot([i for i in items if not i.deleted], int(version or 0))
+        parsed = sorted((created, k, item) for k, v in values.items()
+                        for item, created in [_parse(group_id, k.decode(), v)]
+                        if not item.deleted)
+        return GroupSnapshot([item for _, _, item in parsed], int(version or 0))
 
     async def history_start(self) -> int:
         """The first version of this Redis's life; none is known if it holds no counter."""

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS stream_items (
     item_id TEXT NOT NULL,
     data TEXT,  -- NULL: a tombstone, deleted at `version`
     version INTEGER NOT NULL,
+    created INTEGER,  -- the version that created the item: groups list items in this order
     PRIMARY KEY (stream, group_id, item_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stream_groups (
@@ -64,6 +65,7 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        _add_created(db)
         meta = dict(db.execute("SELECT key, value FROM stream_meta").fetchall())
         if "version" not in meta:
             # A new file, or one whose predecessor was deleted: count on from the clock,
@@ -95,9 +97,10 @@ class SqliteStore:
                 (stream, group_id, item_id),
             ).fetchone()
             self._db.execute(
-                "INSERT INTO stream_items VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET data = excluded.data, version = excluded.version",
-                (stream, group_id, item_id, encoded, version),
+                "INSERT INTO stream_items VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET data = excluded.data, version = excluded.version,"
+                " created = CASE WHEN data IS NULL THEN excluded.created ELSE created END",
+                (stream, group_id, item_id, encoded, version, version),
             )
         self._version = version
         kind: ChangeKind = "update" if existed and existed[0] else "create"
@@ -124,7 +127,8 @@ class SqliteStore:
             self._db.execute("BEGIN")  # one read transaction: items and version agree
             rows = self._db.execute(
                 "SELECT item_id, data, version FROM stream_items"
-                " WHERE stream = ? AND group_id = ? AND data IS NOT NULL ORDER BY item_id",
+                " WHERE stream = ? AND group_id = ? AND data IS NOT NULL"
+                " ORDER BY created, item_id",
                 (stream, group_id),
             ).fetchall()
             version = self._db.execute(
@@ -154,3 +158,14 @@ class SqliteStore:
             (stream, group_id, version),
         )
         return version
+
+
+def _add_created(db: sqlite3.Connection) -> None:
+    # Files made before groups listed items in creation order lack the column; their
+    # items' creation is unknown, and their last change is the nearest thing to it.
+    columns = {row[1] for row in db.execute("PRAGMA table_info(stream_items)")}
+    if "created" not in columns:
+        with db:
+            db.execute("BEGIN")
+            db.execute("ALTER TABLE stream_items ADD COLUMN created INTEGER")
+            db.execute("UPDATE stream_items SET created = version")

@@ -95,8 +95,9 @@ class StreamStore(Protocol):
         ...
 
     async def get_group(self, stream: str, group_id: str) -> GroupSnapshot:
-        """Every live item of the group (no tombstones), ordered by id, read together
-        with the group's version.
+        """Every live item of the group (no tombstones), oldest first (in the order they
+        were created, as Motia lists a group; one deleted and set again is new), read
+        together with the group's version.
 
         The group's version is that of its newest change, deletes included."""
         ...

@@ -135,7 +135,7 @@ class Stream(Generic[T]):
         return await self._store.get_group(self.name, group_id)
 
     async def get_group(self, group_id: str) -> list[StreamItem[T]]:
-        """Every item of the group, ordered by id."""
+        """Every item of the group, oldest first (in the order they were created)."""
         snapshot = await self._store.get_group(self.name, self._check("group id", group_id))
         return [self._item(s) for s in snapshot.items if not s.deleted]
 
