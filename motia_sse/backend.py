@@ -15,10 +15,11 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from motia_sse.exceptions import MotiaError
-from motia_sse.queue.base import EventQueue, RetryPolicy
+from motia_sse.queue.base import EventQueue
 from motia_sse.queue.memory import MemoryQueue
 from motia_sse.queue.redis_queue import RedisQueue
 from motia_sse.queue.sqlite_queue import SqliteQueue
+from motia_sse.run.step_settings import StepDefaults
 from motia_sse.settings import Settings
 from motia_sse.streams.fanout import Fanout, LocalFanout
 from motia_sse.streams.hub import Hub
@@ -113,7 +114,7 @@ class Backend:
 def open_backend(settings: Settings, hub: Hub, event_steps: list[str],
                  on_gap: Callable[[], None]) -> Backend:
     """The backend the settings choose: Redis when `redis_url` is set."""
-    policy = RetryPolicy(settings.max_attempts, settings.retry_backoff)
+    policy = StepDefaults.from_settings(settings).policy
     if settings.redis_url:
         # Commands wait for a free connection: a reconnect storm of thousands of feeds
         # reads its snapshots through the pool, instead of failing past its size.

@@ -71,6 +71,8 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
      "seconds running handlers get to finish on shutdown"),
     ("--max-attempts", "max_attempts", int, "tries of a failing event handler"),
     ("--retry-backoff", "retry_backoff", float, "seconds before the first retry; doubles"),
+    ("--handler-timeout", "handler_timeout", float,
+     "seconds an event or cron handler may run before it is cancelled and retried"),
     ("--visibility-timeout", "visibility_timeout", float,
      "Redis: seconds before another process claims a silent process's event"),
     ("--max-subscriptions", "max_subscriptions", int, "subscriptions per multiplexed feed"),

@@ -1,7 +1,11 @@
-"""The one cattrs converter: request bodies, event inputs, stream data in and out."""
+"""The project's cattrs converter: request bodies, event inputs, stream data in and out;
+and its variant for form fields, whose values are all text."""
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -56,15 +60,77 @@ def make_converter() -> cattrs.Converter:
     return converter
 
 
+def _from_text(name: str, parse: Callable[[str], Any]) -> Any:
+    def structure(value: Any, _: type[Any]) -> Any:
+        if isinstance(value, list):  # a repeated key where the schema wants one value
+            raise _StrictTypeError(f"expected one {name}, got {len(value)} values")
+        if not isinstance(value, str):
+            raise _StrictTypeError(f"expected {name}, got {_json_type(value)}")
+        try:
+            return parse(value)
+        except ValueError:
+            raise _StrictTypeError(f"expected {name}, got {value!r}") from None
+
+    return structure
+
+
+def _int(text: str) -> int:
+    if not _INTEGER.fullmatch(text):  # int() would take "1_000", " 5" and "١٢" too
+        raise ValueError(text)
+    return int(text)
+
+
+def _float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # JSON has no nan or inf; a form should not either
+        raise ValueError(text)
+    return number
+
+
+def _bool(text: str) -> bool:
+    try:
+        return _BOOLEANS[text.lower()]
+    except KeyError:
+        raise ValueError(text) from None
+
+
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+# What HTML checkboxes ("on") and most clients send.
+_BOOLEANS = {"true": True, "on": True, "1": True, "yes": True,
+             "false": False, "off": False, "0": False, "no": False}
+
+
+def make_form_converter() -> cattrs.Converter:
+    """make_converter()'s rules for form fields, whose values are all strings: a string
+    where the schema says int, float or bool is converted, or refused naming the field."""
+    form = make_converter()
+    form.register_structure_hook(str, _from_text("string", str))
+    form.register_structure_hook(int, _from_text("integer", _int))
+    form.register_structure_hook(float, _from_text("number", _float))
+    form.register_structure_hook(bool, _from_text("true or false", _bool))
+    return form
+
+
 converter = make_converter()
+form_converter = make_form_converter()
 
 
 def structure(data: Any, schema: type[T], what: str) -> T:
     """Structure JSON data into `schema`, or raise ValidationError naming each field."""
+    return _structure(converter, data, schema, what)
+
+
+def structure_form(fields: dict[str, Any], schema: type[T], what: str) -> T:
+    """Structure form fields (strings, or lists of them) into `schema`, converting text
+    where the schema says int, float or bool; ValidationError naming each field."""
+    return _structure(form_converter, fields, schema, what)
+
+
+def _structure(using: cattrs.Converter, data: Any, schema: type[T], what: str) -> T:
     if attrs.has(schema) and not isinstance(data, dict):
         raise ValidationError(f"invalid {what}", [f"expected object, got {_json_type(data)} @ $"])
     try:
-        return converter.structure(data, schema)
+        return using.structure(data, schema)
     except Exception as exc:  # cattrs raises many kinds; all mean "does not fit"
         raise ValidationError(
             f"invalid {what}", cattrs.transform_error(exc, format_exception=_describe)

@@ -62,6 +62,14 @@ class UnknownStreamError(MotiaError, AttributeError):
         self.name = name
 
 
+class HandlerTimeout(MotiaError):
+    """A handler cancelled for running past its step's `timeout` (or --handler-timeout)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"timed out after {seconds:g}s")
+        self.seconds = seconds
+
+
 class UndeclaredEmitError(MotiaError):
     """A step emitted a topic that its config does not list in `emits`."""
 

@@ -17,6 +17,7 @@ from motia_sse.run.cron import CronScheduler
 from motia_sse.run.event_worker import Worker
 from motia_sse.run.loader import LoadedStep, Project
 from motia_sse.run.state import State
+from motia_sse.run.step_settings import StepDefaults
 from motia_sse.settings import Settings
 from motia_sse.streams.feed_room import FeedRoom
 from motia_sse.streams.frames import Frame
@@ -105,7 +106,7 @@ class Runtime:
         self._worker.replace(_event_steps(project), contexts)
         await self._cron.stop(self.settings.shutdown_timeout)
         self._cron = CronScheduler(project.cron_steps, contexts, self._backend.claim_tick,
-                                   self.meters)
+                                   self.meters, StepDefaults.from_settings(self.settings))
         self._cron.start()
         gone = set(self.streams.names()) - set(streams.names())
         self.project, self.streams, self.contexts = project, streams, contexts
@@ -129,9 +130,10 @@ def build_runtime(settings: Settings, project: Project) -> Runtime:
     custom: list[StreamStore] = []
     accessor = _streams(settings, project, backend, custom)
     contexts = ContextFactory(accessor, State(backend.store), Emitter(project, backend.queue))
+    defaults = StepDefaults.from_settings(settings)
     worker = Worker(backend.queue, _event_steps(project), contexts,
-                    settings.max_concurrent_handlers, meters)
-    cron = CronScheduler(project.cron_steps, contexts, backend.claim_tick, meters)
+                    settings.max_concurrent_handlers, meters, defaults)
+    cron = CronScheduler(project.cron_steps, contexts, backend.claim_tick, meters, defaults)
     return Runtime(settings, project, backend, custom, hub, accessor, contexts, worker, cron,
                    Frame.retry(settings.retry_ms), feeds, _access(project), meters)
 

@@ -62,6 +62,9 @@ class Settings:
     max_attempts: int = 3
     # Seconds before the first retry of a failed event; doubles with each attempt.
     retry_backoff: float = 0.5
+    # Seconds an event or cron handler may run before it is cancelled (and, for an
+    # event, retried); None: no limit. A step's own `timeout` wins.
+    handler_timeout: float | None = None
     # Redis queue: seconds an event may stay with a silent process before another
     # process claims it. Keep it above your slowest handler's run time.
     visibility_timeout: float = 60.0

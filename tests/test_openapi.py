@@ -167,22 +167,25 @@ def test_api_step_is_an_operation(document: dict[str, Any]) -> None:
     assert "parameters" not in operation
     body = operation["requestBody"]
     assert body["required"] is True
+    assert list(body["content"]) == ["application/json", "application/x-www-form-urlencoded"]
     schema = body["content"]["application/json"]["schema"]
+    assert body["content"]["application/x-www-form-urlencoded"]["schema"] == schema
     assert schema["title"] == "JobRequest"
     assert schema["additionalProperties"] is False
     assert schema["properties"] == {"steps": {"type": "integer", "default": 20},
                                     "delay": {"type": "number", "default": 0.25}}
     responses = operation["responses"]
-    assert list(responses) == ["200", "400", "413", "500"]
+    assert list(responses) == ["200", "400", "413", "415", "500"]
     ok = responses["200"]["content"]["application/json"]["schema"]
     assert ok["title"] == "JobProgress"
     assert ok["required"] == ["status", "done", "total"]
     assert "additionalProperties" not in ok  # the answer is a stream item: it has an id too
-    assert responses["400"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Error"}
+    for status in ("400", "415"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"}
     assert responses["500"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/StepFailure"}
-    for status in ("200", "400", "500"):
+    for status in ("200", "400", "415", "500"):
         assert responses[status]["headers"] == {
             "x-trace-id": {"$ref": "#/components/headers/TraceId"}}
     failure = document["components"]["schemas"]["StepFailure"]

@@ -16,9 +16,11 @@ from motia_sse.http.json_schema import JsonSchema, json_schema
 from motia_sse.http.openapi_feeds import FEED_TAG, feed_paths, json_content
 from motia_sse.http.proxy import root_path
 from motia_sse.http.responses import TRACE_HEADER, json_response
+from motia_sse.run.bodies import accepted_types
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.loader import Project
 from motia_sse.run.middleware import middleware_name
+from motia_sse.run.response_body import default_type
 from motia_sse.run.route_paths import PARAM
 from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
@@ -26,6 +28,7 @@ from motia_sse.settings import Settings
 OPENAPI_VERSION = "3.1.0"
 _COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _BODY_METHODS = ("post", "put", "patch")
+_JSON = "application/json"
 
 
 def add_openapi(app: web.Application) -> None:
@@ -113,7 +116,8 @@ def _operation(config: ApiRouteConfig, path_params: list[JsonSchema],
     takes_body = config.body_schema is not None or config.method.lower() in _BODY_METHODS
     if config.body_schema is not None:
         body = schemas.of(config.body_schema, response=False)
-        operation["requestBody"] = {"required": True, "content": json_content(body)}
+        operation["requestBody"] = {"required": True, "content": {
+            media: {"schema": body} for media in accepted_types(config.body_schema)}}
     elif takes_body:
         operation["requestBody"] = {"required": False, "content": json_content({})}
     operation["responses"] = _responses(config, schemas, takes_body, settings)
@@ -131,18 +135,26 @@ def _responses(config: ApiRouteConfig, schemas: _Schemas, takes_body: bool,
     if takes_body:
         errors["400"] = ("#/components/schemas/Error", "The body is not JSON, or does not fit "
                          "the body schema, or an id taken from it cannot be one")
+    if config.body_schema is not None:
+        errors["415"] = ("#/components/schemas/Error",
+                         "The Content-Type is not one of those the request body lists")
     if settings.redis_url:
         errors["503"] = ("#/components/schemas/StepFailure",
                          "Redis cannot be reached now; try again after Retry-After")
     responses: JsonSchema = {}
     for status in declared.keys() | errors.keys():
         description = _reason(status)
-        schema = declared.get(status)
+        content: JsonSchema = {}
+        if status in declared:  # a str answer is text/plain, bytes octet-stream
+            kind = config.response_schema[int(status)]
+            content[default_type(kind)] = {"schema": declared[status]}
         if status in errors:
             ref, description = errors[status]
-            schema = {"$ref": ref} if schema is None else {"anyOf": [schema, {"$ref": ref}]}
+            answer = content.get(_JSON, {}).get("schema")
+            content.update(json_content({"$ref": ref} if answer is None
+                                        else {"anyOf": [answer, {"$ref": ref}]}))
         responses[status] = {"description": description, "headers": _TRACE_ID,
-                             "content": json_content(schema)}
+                             "content": content}
     if takes_body and "413" not in responses:
         # aiohttp's own refusal, before the step runs: no trace id.
         responses["413"] = {"description": f"The body is larger than {settings.max_body_size} "

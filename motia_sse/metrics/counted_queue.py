@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from motia_sse.metrics.meters import Meters
-from motia_sse.queue.base import DeadLetter, Delivery, EventQueue
+from motia_sse.queue.base import DeadLetter, Delivery, EventQueue, RetryPolicy
 
 
 @attrs.define
@@ -14,8 +14,8 @@ class CountedQueue:
 
     _queue: EventQueue
     _meters: Meters
-    # Tries a delivery gets (the queues' RetryPolicy): a failure of the last one is
-    # a dead letter, any earlier one a retry.
+    # Tries a delivery gets when its step sets none (the queue's own RetryPolicy): a
+    # failure of the last one is a dead letter, any earlier one a retry.
     _max_attempts: int
 
     async def put(self, delivery: Delivery) -> None:
@@ -28,9 +28,10 @@ class CountedQueue:
     async def ack(self, delivery: Delivery) -> None:
         await self._queue.ack(delivery)
 
-    async def fail(self, delivery: Delivery, error: str) -> None:
-        await self._queue.fail(delivery, error)
-        if delivery.attempt >= self._max_attempts:
+    async def fail(self, delivery: Delivery, error: str,
+                   policy: RetryPolicy | None = None) -> None:
+        await self._queue.fail(delivery, error, policy)
+        if delivery.attempt >= (self._max_attempts if policy is None else policy.max_attempts):
             self._meters.dead_lettered[delivery.step] += 1
         else:
             self._meters.retried[delivery.step] += 1

@@ -74,8 +74,11 @@ class EventQueue(Protocol):
         """The delivery was handled (or dropped on purpose): forget it."""
         ...
 
-    async def fail(self, delivery: Delivery, error: str) -> None:
-        """The handler failed: retry later, or dead-letter after the last attempt."""
+    async def fail(self, delivery: Delivery, error: str,
+                   policy: RetryPolicy | None = None) -> None:
+        """The handler failed: retry later, or dead-letter after the last attempt.
+
+        `policy`: the failing step's own attempts and back-off; None, the queue's."""
         ...
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

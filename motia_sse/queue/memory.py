@@ -60,8 +60,10 @@ class MemoryQueue:
         else:
             self._lines.pop(key, None)
 
-    async def fail(self, delivery: Delivery, error: str) -> None:
-        if delivery.attempt >= self.policy.max_attempts:
+    async def fail(self, delivery: Delivery, error: str,
+                   policy: RetryPolicy | None = None) -> None:
+        policy = policy or self.policy
+        if delivery.attempt >= policy.max_attempts:
             self._dead.append(DeadLetter(delivery.step, delivery.topic, delivery.data,
                                          delivery.trace_id, delivery.attempt, error,
                                          time.time()))
@@ -70,7 +72,7 @@ class MemoryQueue:
         retry = attrs.evolve(delivery, attempt=delivery.attempt + 1)
         key = next(self._retry_ids)
         self._retries[key] = asyncio.get_running_loop().call_later(
-            self.policy.delay(delivery.attempt), self._requeue, key, retry)
+            policy.delay(delivery.attempt), self._requeue, key, retry)
 
     def _requeue(self, key: int, delivery: Delivery) -> None:
         del self._retries[key]

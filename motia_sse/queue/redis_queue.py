@@ -193,10 +193,12 @@ class RedisQueue:
             pipe.xdel(stream, entry_id)
             await pipe.execute()
 
-    async def fail(self, delivery: Delivery, error: str) -> None:
+    async def fail(self, delivery: Delivery, error: str,
+                   policy: RetryPolicy | None = None) -> None:
+        policy = policy or self.policy
         stream, entry_id = delivery.receipt
         async with self._redis.pipeline(transaction=True) as pipe:
-            if delivery.attempt >= self.policy.max_attempts:
+            if delivery.attempt >= policy.max_attempts:
                 dead = DeadLetter(delivery.step, delivery.topic, delivery.data,
                                   delivery.trace_id, delivery.attempt, error, time.time())
                 pipe.xadd(self._dead_key, {"d": orjson.dumps(attrs.asdict(dead))},
@@ -204,7 +206,7 @@ class RedisQueue:
                 await self._release(pipe, delivery)
             else:
                 retry = attrs.evolve(delivery, attempt=delivery.attempt + 1)
-                due = time.time() + self.policy.delay(delivery.attempt)
+                due = time.time() + policy.delay(delivery.attempt)
                 member = stream + b"\n" + _encode(retry, uuid.uuid4().hex)
                 pipe.zadd(self._retry_key, {member: due})
             pipe.xack(stream, GROUP, entry_id)

@@ -141,9 +141,11 @@ class SqliteQueue:
             " WHERE step = ? AND group_id = ?)", (delivery.step, delivery.group))
         self._wake.set()
 
-    async def fail(self, delivery: Delivery, error: str) -> None:
-        if delivery.attempt < self.policy.max_attempts:
-            due = time.time() + self.policy.delay(delivery.attempt)
+    async def fail(self, delivery: Delivery, error: str,
+                   policy: RetryPolicy | None = None) -> None:
+        policy = policy or self.policy
+        if delivery.attempt < policy.max_attempts:
+            due = time.time() + policy.delay(delivery.attempt)
             self._db.execute(
                 "UPDATE queue SET attempt = attempt + 1, available_at = ?, taken = 0"
                 " WHERE id = ?", (due, delivery.receipt))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
@@ -12,35 +11,38 @@ import orjson
 from aiohttp import web
 
 from motia_sse.backend import is_outage
-from motia_sse.converter import structure, to_json
-from motia_sse.exceptions import InvalidId, ValidationError
+from motia_sse.exceptions import InvalidId, Refused, ValidationError
 from motia_sse.http.responses import JSON_HEADERS, TRACE_HEADER, error_response
 from motia_sse.metrics.meters import Meters
+from motia_sse.run.bodies import UnreadableBody, read_body
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.context import ContextFactory, FlowContext, new_trace_id
 from motia_sse.run.handler_call import log_failure
 from motia_sse.run.loader import LoadedStep
 from motia_sse.run.middleware import compose
+from motia_sse.run.response_body import encode_answer
 from motia_sse.run.tracebacks import describe
-
-log = logging.getLogger(__name__)
 
 B = TypeVar("B")
 
 
 @attrs.frozen
 class ApiRequest(Generic[B]):
-    """What an API step's handler receives as `req`."""
+    """What an API step's handler receives as `req`: `body` parsed by Content-Type
+    (motia_sse.run.bodies), `raw_body` the bytes as they came (a webhook's signature
+    is over these)."""
 
     body: B
     path_params: dict[str, str] = attrs.Factory(dict)
     query_params: dict[str, str | list[str]] = attrs.Factory(dict)
     headers: Mapping[str, str] = attrs.Factory(dict)
+    raw_body: bytes = b""
 
 
 @attrs.frozen
 class ApiResponse:
-    """What an API step's handler returns; attrs bodies are unstructured to JSON."""
+    """What an API step's handler returns: a str or bytes body is sent as it is, any other
+    (attrs instances too) as JSON; a Content-Type in `headers` wins over the default."""
 
     status: int = 200
     body: Any = None
@@ -74,21 +76,25 @@ def route_handler(step: LoadedStep, contexts: ContextFactory,
         trace_id = new_trace_id()
         headers = {TRACE_HEADER: trace_id}
         try:
-            req = ApiRequest(
-                body=await _read_body(request, config.body_schema),
-                path_params=dict(request.match_info if path_params is None else path_params),
-                query_params=_query(request),
-                headers=request.headers,
-            )
+            body, raw_body = await read_body(request, config.body_schema)
         except ValidationError as exc:
             refusal = error_response(400, exc.error, exc.details, headers)
-            if isinstance(exc, _UnreadableBody):
+            if isinstance(exc, UnreadableBody):
                 refusal.force_close()  # the connection's framing is lost with its body
             return refusal
+        except Refused as exc:
+            return error_response(exc.status, exc.error, exc.details, headers)
+        req = ApiRequest(
+            body=body,
+            path_params=dict(request.match_info if path_params is None else path_params),
+            query_params=_query(request),
+            headers=request.headers,
+            raw_body=raw_body,
+        )
         # Run inline: the server does not cancel handlers when a client hangs up
         # (motia_sse.http.disconnect), so none is cut off between two writes.
         status, body, extra = await _call(step, req, contexts(step, trace_id), show_where)
-        return web.Response(status=status, body=body, headers={**JSON_HEADERS, **extra, **headers})
+        return web.Response(status=status, body=body, headers={**extra, **headers})
 
     if meters is None:
         return handle
@@ -109,7 +115,7 @@ async def _call(step: LoadedStep, req: ApiRequest[Any], ctx: FlowContext,
     """Run the handler and encode its answer; a failure becomes a logged 4xx or 5xx."""
     try:
         status, body, headers = _unpack(await step.handler(req, ctx))
-        return status, to_json(body), headers
+        return status, *encode_answer(body, headers)
     except InvalidId as exc:  # an id the handler took from the request, almost always
         ctx.logger.info(f"refused: {exc}")
         return _failure(400, exc.error, exc.details, ctx)
@@ -131,7 +137,7 @@ async def _call(step: LoadedStep, req: ApiRequest[Any], ctx: FlowContext,
 def _failure(status: int, error: str, details: list[str], ctx: FlowContext,
              headers: Mapping[str, str] | None = None) -> tuple[int, bytes, Mapping[str, str]]:
     body = {"error": error, "details": details, "trace_id": ctx.trace_id}
-    return status, orjson.dumps(body), headers or {}
+    return status, orjson.dumps(body), {**JSON_HEADERS, **headers} if headers else JSON_HEADERS
 
 
 def _unpack(result: Any) -> tuple[int, Any, Mapping[str, str]]:
@@ -150,35 +156,6 @@ def as_response(result: Any, who: str = "handler") -> ApiResponse:
                            dict(result.get("headers") or {}))
     raise TypeError(f"{who} returned {type(result).__name__}; expected ApiResponse "
                     "or a dict with 'status' and 'body'")
-
-
-class _UnreadableBody(ValidationError):
-    """A body that cannot even be read, let alone parsed."""
-
-
-async def _read_body(request: web.Request, schema: type[Any] | None) -> Any:
-    try:
-        raw = await request.read()
-    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding the body is not in
-        # The rest cannot be read either; say so, or aiohttp's lingering read after the
-        # response trips over the same error and logs it as unhandled.
-        request.content.feed_eof()
-        raise _UnreadableBody("unreadable body", [" ".join(str(exc).split())]) from None
-    except ConnectionError:
-        # The client left mid-body (aiohttp fails the read with the connection's loss):
-        # nothing went wrong here, and the refusal below is never sent, quietly.
-        log.info("client %s hung up during the body of %s %s",
-                 request.remote, request.method, request.path)
-        raise _UnreadableBody("unreadable body", ["the client hung up"]) from None
-    if not raw.strip():
-        if schema is None:
-            return None
-        raise ValidationError("invalid body", ["expected a JSON object, got an empty body @ $"])
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError("malformed JSON body", [str(exc)]) from None
-    return data if schema is None else structure(data, schema, "body")
 
 
 def _query(request: web.Request) -> dict[str, str | list[str]]:

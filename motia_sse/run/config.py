@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -63,6 +64,30 @@ def _emit(entry: EmitEntry) -> Emit:
 def topics(emits: Iterable[Emit]) -> tuple[str, ...]:
     """The topics of emit entries, in order."""
     return tuple(emit.topic for emit in emits)
+
+
+def _count(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A per-step count (attempts, handlers at once): None for the default, else >= 1."""
+    # bool is an int to Python, never a count to a user.
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 1):
+        raise ValueError(f"{attribute.name} must be a whole number >= 1 (or None for the "
+                         f"server's default), got {value!r}")
+
+
+def _seconds(*, zero_ok: bool) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    """A per-step duration in seconds: None for the default, else > 0 (>= 0 if zero_ok)."""
+    bound = ">= 0" if zero_ok else "> 0"
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None:
+            return
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok)):
+            raise ValueError(f"{attribute.name} must be a number of seconds {bound} (or None "
+                             f"for the server's default), got {value!r}")
+
+    return check
 
 
 StorageType = Literal["default", "custom"]
@@ -129,6 +154,15 @@ class EventConfig:
     virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     description: str = ""
+    # Queue settings of this step (Motia's infrastructure.queue / .handler); None takes
+    # the server's flag: --max-attempts, --retry-backoff (seconds before the first retry,
+    # doubling), --handler-timeout (seconds; past it the handler is cancelled and the
+    # event retried); `concurrency`: handlers of this step at once in one process (no
+    # limit of its own by default; --max-handlers still bounds all steps together).
+    max_attempts: int | None = attrs.field(default=None, validator=_count)
+    backoff: float | None = attrs.field(default=None, validator=_seconds(zero_ok=True))
+    concurrency: int | None = attrs.field(default=None, validator=_count)
+    timeout: float | None = attrs.field(default=None, validator=_seconds(zero_ok=False))
 
 
 @attrs.frozen
@@ -144,6 +178,12 @@ class CronConfig:
     virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     description: str = ""
+    # A failing tick is tried `max_attempts` times in all (default 1: the next tick is
+    # the retry), `backoff` seconds apart, doubling (default --retry-backoff);
+    # `timeout` as for event steps (default --handler-timeout).
+    max_attempts: int | None = attrs.field(default=None, validator=_count)
+    backoff: float | None = attrs.field(default=None, validator=_seconds(zero_ok=True))
+    timeout: float | None = attrs.field(default=None, validator=_seconds(zero_ok=False))
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ from motia_sse.metrics.meters import Meters
 from motia_sse.run.context import ContextFactory, new_trace_id
 from motia_sse.run.handler_call import run_handler
 from motia_sse.run.loader import LoadedStep
+from motia_sse.run.step_settings import StepDefaults, handler_timeout, retry_policy
 from motia_sse.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class CronScheduler:
     _claim: ClaimTick = always
     # With metrics on: runs by step and outcome, and how long they took.
     _meters: Meters | None = None
+    # What a step's own max_attempts, backoff and timeout fall back to.
+    _defaults: StepDefaults = attrs.field(factory=StepDefaults)
     _task: asyncio.Task[None] | None = None
     _running: set[asyncio.Task[None]] = attrs.field(factory=set)
 
@@ -83,8 +86,16 @@ class CronScheduler:
 
     async def _run(self, step: LoadedStep, tick: int) -> None:
         started = time.perf_counter()
-        error = await run_handler(step, self._contexts(step, new_trace_id()),
-                                  failed="cron handler failed", tick=tick)
+        ctx = self._contexts(step, new_trace_id())
+        policy = retry_policy(step.config, self._defaults)
+        timeout = handler_timeout(step.config, self._defaults)
+        # Retries stay in this process, in this tick's trace: the tick was claimed once.
+        for attempt in range(1, policy.max_attempts + 1):
+            error = await run_handler(step, ctx, failed="cron handler failed", tick=tick,
+                                      attempt=attempt, time_limit=timeout)
+            if error is None or attempt == policy.max_attempts:
+                break
+            await asyncio.sleep(policy.delay(attempt))
         if self._meters is not None:
             self._meters.handler("cron", step.name).observe(time.perf_counter() - started)
             self._meters.cron_runs[step.name, "ok" if error is None else "failed"] += 1

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from typing import Any
 
 import attrs
 
 from motia_sse.converter import structure
 from motia_sse.exceptions import ValidationError
 from motia_sse.metrics.meters import Meters
-from motia_sse.queue.base import Delivery, EventQueue
+from motia_sse.queue.base import Delivery, EventQueue, RetryPolicy
 from motia_sse.run.context import ContextFactory
 from motia_sse.run.handler_call import run_handler
 from motia_sse.run.loader import LoadedStep
+from motia_sse.run.step_settings import StepDefaults, concurrency, handler_timeout, retry_policy
 from motia_sse.run.tracebacks import describe
 from motia_sse.tasks import cancel_and_wait
 
@@ -31,7 +34,12 @@ class Worker:
     _max_concurrent: int
     # With metrics on: each handler run's duration, by step.
     _meters: Meters | None = None
+    # What a step's own max_attempts, backoff and timeout fall back to.
+    _defaults: StepDefaults = attrs.field(factory=StepDefaults)
     _running: set[asyncio.Task[None]] = attrs.field(factory=set)
+    # (step, its concurrency) -> its handlers running at once; the limit is in the key
+    # so that a reload changing it starts a fresh count (running ones keep the old).
+    _step_slots: dict[tuple[str, int], asyncio.Semaphore] = attrs.field(factory=dict)
     _slots: asyncio.Semaphore = attrs.field(init=False)
     _dispatcher: asyncio.Task[None] | None = None
 
@@ -89,7 +97,9 @@ class Worker:
 
     async def _run(self, delivery: Delivery) -> None:
         try:
-            await self._settle(delivery, await self._handle(delivery))
+            async with self._step_slot(delivery.step):
+                error = await self._handle(delivery)
+            await self._settle(delivery, error)
         except Exception:  # the queue's server is away: the delivery is redelivered later
             log.exception("cannot settle event %r for %r", delivery.topic, delivery.step)
 
@@ -97,7 +107,23 @@ class Worker:
         if error is None:
             await self._queue.ack(delivery)
         else:
-            await self._queue.fail(delivery, error)
+            await self._queue.fail(delivery, error, self._policy(delivery.step))
+
+    def _step_slot(self, name: str) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Held while one of the step's handlers runs, if the step limits its concurrency.
+
+        A delivery waiting here holds its global slot: the queue is one line for all
+        steps, and taking more deliveries than --max-handlers would keep them from
+        other processes (Redis) without running them."""
+        step = self._steps.get(name)
+        limit = None if step is None else concurrency(step.config)
+        if limit is None:
+            return contextlib.nullcontext()
+        return self._step_slots.setdefault((name, limit), asyncio.Semaphore(limit))
+
+    def _policy(self, name: str) -> RetryPolicy | None:
+        step = self._steps.get(name)
+        return None if step is None else retry_policy(step.config, self._defaults)
 
     async def _handle(self, delivery: Delivery) -> str | None:
         """Run the step's handler; the error to retry on, or None when done (or dropped)."""
@@ -115,7 +141,8 @@ class Worker:
             return None
         started = time.perf_counter()
         error = await run_handler(step, ctx, data, attempt=delivery.attempt,
-                                  failed=f"handler failed on event {delivery.topic!r}")
+                                  failed=f"handler failed on event {delivery.topic!r}",
+                                  time_limit=handler_timeout(step.config, self._defaults))
         if self._meters is not None:
             self._meters.handler("event", step.name).observe(time.perf_counter() - started)
         return None if error is None else describe(error)

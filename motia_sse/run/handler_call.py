@@ -1,26 +1,47 @@
-"""Running a user's handler: a failure is logged with the line of the step file that raised it."""
+"""Running a user's handler: a failure is logged with the line of the step file that
+raised it; past its timeout the handler is cancelled, logged with the line it was at."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from motia_sse.exceptions import HandlerTimeout
 from motia_sse.run.context import FlowContext
 from motia_sse.run.loader import LoadedStep
 from motia_sse.run.tracebacks import line_in
 
 
 async def run_handler(step: LoadedStep, ctx: FlowContext, *args: Any,
-                      failed: str = "handler failed", **fields: Any) -> Exception | None:
-    """Await `step.handler(*args, ctx)`; what it raised, logged by `log_failure`, or None."""
+                      failed: str = "handler failed", time_limit: float | None = None,
+                      **fields: Any) -> Exception | None:
+    """Await `step.handler(*args, ctx)`, cancelled after `time_limit` seconds (None: never);
+    what it raised (logged by `log_failure`), a HandlerTimeout (logged), or None."""
     # A cron handler takes the context alone (the loader checked), others an input first.
     handler: Callable[..., Awaitable[Any]] = step.handler
+    deadline = asyncio.timeout(time_limit)
     try:
-        await handler(*args, ctx)
+        async with deadline:
+            await handler(*args, ctx)
     except Exception as exc:
+        # The handler's own TimeoutError (a client's, say) is a failure like any other.
+        if isinstance(exc, TimeoutError) and deadline.expired() and time_limit is not None:
+            return _log_timeout(step, ctx, exc, time_limit, failed, **fields)
         log_failure(step, ctx, exc, failed, **fields)
         return exc
     return None
+
+
+def _log_timeout(step: LoadedStep, ctx: FlowContext, exc: TimeoutError, timeout: float,
+                 failed: str, **fields: Any) -> HandlerTimeout:
+    """One line, no traceback: where the handler was waiting is what the user needs."""
+    error = HandlerTimeout(timeout)
+    # asyncio.timeout raises from the CancelledError that went through the handler.
+    where = line_in(exc.__cause__, step.path.parent) if exc.__cause__ else None
+    ctx.logger.error(f"{failed}: {error}" + (f", cancelled at {where}" if where else ""),
+                     timeout=timeout, **fields)
+    return error
 
 
 def log_failure(step: LoadedStep, ctx: FlowContext, exc: Exception,
