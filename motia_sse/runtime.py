@@ -67,6 +67,10 @@ class Runtime:
         """The request's auth context under the current access rules, or raise Refused."""
         return await self._access.check(request, subs)
 
+    def run_cron_now(self, name: str) -> str | None:
+        """Run cron step `name` once now; its trace id, or None if there is no such step."""
+        return self._cron.run_now(name)
+
     @property
     def events_in_flight(self) -> int:
         """Event handlers running now."""

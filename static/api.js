@@ -12,10 +12,20 @@ export class ServerError extends Error {
 }
 
 /** GET a JSON document; throws ServerError with the server's error and details. */
-export async function getJson(url) {
+export function getJson(url) {
+  return requestJson(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+}
+
+/** POST `body` as JSON; the answer, or a ServerError as getJson throws. */
+export function postJson(url, body) {
+  return requestJson(url, { method: "POST", body: JSON.stringify(body),
+    headers: { Accept: "application/json", "Content-Type": "application/json" } });
+}
+
+async function requestJson(url, init) {
   let response;
   try {
-    response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    response = await fetch(url, init);
   } catch (err) {
     throw new ServerError(`cannot reach the server (${url})`, { details: [err.message], url });
   }
@@ -45,6 +55,13 @@ export const introspection = {
     getJson(`__motia/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(group)}`),
   logs: (filters) => getJson(`__motia/logs?${new URLSearchParams(filters)}`),
   deadLetters: () => getJson("__motia/dead-letters"),
+};
+
+/** The workbench's actions (dev, or start --workbench): each answers `{traceId, ...}`. */
+export const actions = {
+  runCron: (step) => postJson(`__motia/cron/${encodeURIComponent(step)}/run`, {}),
+  emit: (topic, data, messageGroupId) =>
+    postJson("__motia/emit", { topic, data, message_group_id: messageGroupId || null }),
 };
 
 /** The live log feed's URL: `event: log` per record after seq `after`, then each new one. */

@@ -21,6 +21,7 @@ from motia_sse.runtime import RUNTIME
 from motia_sse.testing import FakeOpenAI
 from tests.conftest import EXAMPLE_STEPS, ClientFactory, ServerProcess, WriteSteps
 from tests.polling import eventually
+from tests.test_flow import FILES as FLOW_FILES
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -609,3 +610,47 @@ async def test_an_endpoint_shows_its_middleware(
     await expect(panel.locator(".response .status")).to_have_text("401 Unauthorized",
                                                                     timeout=WAIT_MS)
     await expect(panel.locator(".response .error-box")).to_contain_text("send a token")
+
+
+async def test_flows_view_draws_cron_noop_and_labelled_edges_and_acts(
+    page: Page, make_client: ClientFactory, settings: Settings, write_steps: WriteSteps
+) -> None:
+    """Flows: cron and noop cards, a labelled edge, dashed virtual and styled conditional
+    edges; Run now and Emit answer with a trace link."""
+    steps = write_steps(FLOW_FILES)
+    client = await make_client(attrs.evolve(settings, steps_dir=steps, dev=True))
+    await open_workbench(page, client, "#/flows?flow=ops")
+    flow = page.locator('.card.flow[data-flow="ops"]')
+    await expect(flow.locator(".step-card.cron .schedule")).to_have_text("0 3 * * *")
+    await expect(flow.locator('.step-card.noop[data-step="HumanReview"]')).to_be_visible()
+    edges = flow.locator("svg.edges path.edge")
+    # Nightly -> OnChecked, Nightly -> HumanReview (conditional), HumanReview -> Approve.
+    await expect(edges).to_have_count(3, timeout=WAIT_MS)
+    await expect(flow.locator("svg.edges text.edge-label")).to_have_text(
+        ["all good", "on failure", "approved"])
+    await expect(flow.locator('path.edge.virtual[data-topic="reviewed"]')).to_have_count(1)
+    await expect(flow.locator('path.edge.conditional[data-topic="alarm"]')).to_have_count(1)
+    assert await flow.locator('path.edge[data-topic="alarm"]').evaluate(
+        "p => getComputedStyle(p).strokeDasharray") != "none"
+    assert await flow.locator('path.edge[data-topic="checked"]').evaluate(
+        "p => getComputedStyle(p).strokeDasharray") == "none"
+    colours = [await flow.locator(f'path.edge[data-topic="{topic}"]').evaluate(
+        "p => getComputedStyle(p).stroke") for topic in ("checked", "alarm")]
+    assert colours[0] != colours[1]
+
+    await flow.get_by_role("button", name="Run now").click()
+    started = flow.locator(".step-card.cron .action-result a.trace")
+    await expect(started).to_be_visible(timeout=WAIT_MS)
+    form = page.locator(".emit-form")
+    await form.get_by_label("Data (JSON)").fill('{"count": "x"}')
+    await form.get_by_role("button", name="Emit").click()
+    await expect(form.locator(".error-box")).to_contain_text(
+        "step 'OnChecked': expected integer, got string @ $.data.count", timeout=WAIT_MS)
+    await form.get_by_label("Data (JSON)").fill('{"count": 5}')
+    await form.get_by_role("button", name="Emit").click()
+    await expect(form.locator(".action-result")).to_contain_text("Queued for OnChecked",
+                                                                 timeout=WAIT_MS)
+    await form.locator(".action-result a.trace").click()
+    assert "#/logs?trace_id=" in page.url
+    await expect(page.locator(".log-list")).to_have_attribute("data-state", "live",
+                                                              timeout=WAIT_MS)

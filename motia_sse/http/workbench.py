@@ -13,6 +13,7 @@ from motia_sse.http.json_schema import JsonSchema, json_schema
 from motia_sse.http.numbers import parse_count
 from motia_sse.http.openapi import serve_openapi
 from motia_sse.http.responses import error_response, json_response
+from motia_sse.http.workbench_actions import add_actions
 from motia_sse.http.workbench_guard import (
     Handler,
     add_login,
@@ -49,6 +50,7 @@ def add_workbench(app: web.Application, settings: Settings) -> None:
     for path, handler in _ENDPOINTS.items():
         app.router.add_get(path, guard(handler, token))
     app.router.add_get("/openapi.json", guard(serve_openapi, token))
+    add_actions(app, token)  # Run now, Emit
     add_login(app, token)
     if root is not None:
         app.router.add_get("/", guard_page(_page(root), token))

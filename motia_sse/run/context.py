@@ -69,10 +69,18 @@ class Emitter:
         declared = topics(step.config.emits)  # not virtual_emits: those are never routed
         if topic not in declared:
             raise UndeclaredEmitError(step.name, topic, declared)
+        await self.deliver(trace_id, topic, data, message_group_id)
+
+    async def deliver(self, trace_id: str, topic: str, data: Any,
+                      message_group_id: str | None = None) -> list[str]:
+        """Queue one delivery per step subscribed to `topic`, whoever sends it (a step's
+        emit, the workbench's Emit); the names of the steps it reached."""
         payload = unstructure(data)
-        for subscriber in self._project.subscribers(topic):
+        reached = self._project.subscribers(topic)
+        for subscriber in reached:
             await self._queue.put(Delivery(subscriber.name, topic, payload, trace_id,
                                            group=message_group_id))
+        return [s.name for s in reached]
 
 
 @attrs.define

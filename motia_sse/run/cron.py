@@ -80,13 +80,28 @@ class CronScheduler:
         except Exception:  # Redis away: skip this tick rather than run it twice
             log.exception("cannot claim cron tick %s of %r", tick, step.name)
             return
-        task = asyncio.create_task(self._run(step, tick), name=f"cron:{step.name}:{tick}")
+        self._keep(asyncio.create_task(self._run(step, tick, new_trace_id()),
+                                       name=f"cron:{step.name}:{tick}"))
+
+    def run_now(self, name: str) -> str | None:
+        """Run cron step `name` once now, beside its schedule and unclaimed (the
+        workbench's Run now, in this process); its trace id, or None if there is none."""
+        step = next((s for s in self._steps if s.name == name), None)
+        if step is None:
+            return None
+        trace_id = new_trace_id()
+        # Its tick is the second it was asked for: the logs show when it ran.
+        self._keep(asyncio.create_task(self._run(step, int(time.time()), trace_id),
+                                       name=f"cron:{name}:now"))
+        return trace_id
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _run(self, step: LoadedStep, tick: int) -> None:
+    async def _run(self, step: LoadedStep, tick: int, trace_id: str) -> None:
         started = time.perf_counter()
-        ctx = self._contexts(step, new_trace_id())
+        ctx = self._contexts(step, trace_id)
         policy = retry_policy(step.config, self._defaults)
         timeout = handler_timeout(step.config, self._defaults)
         # Retries stay in this process, in this tick's trace: the tick was claimed once.

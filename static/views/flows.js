@@ -1,9 +1,24 @@
 // Flows: the steps of each flow, left to right in the order events travel, with their topics.
+// Virtual edges (virtual_emits / virtual_subscribes: a person, an outside system) are dashed;
+// conditional emits are drawn in another colour; an emit's label is written on its edge.
 
 import { chip, h } from "../dom.js";
+import { emitCard, runNow } from "./flow-actions.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const NO_FLOW = "(no flow)";
+const KINDS = { api: "API", event: "event", cron: "cron", noop: "noop" };
+
+/** What a step sends: its emits and its virtual emits, as `{topic, label, conditional, virtual}`. */
+function outs(step) {
+  return [...step.emits.map((e) => ({ ...e, virtual: false })), ...step.virtualEmits.map((e) => ({ ...e, virtual: true }))];
+}
+
+/** What a step listens to: `{topic, virtual}`. */
+function ins(step) {
+  return [...(step.subscribes ?? []).map((topic) => ({ topic, virtual: false })),
+    ...step.virtualSubscribes.map((topic) => ({ topic, virtual: true }))];
+}
 
 /** The Flows view: `{element, show(params)}`. */
 export function flowsView({ steps, hrefFor }) {
@@ -14,8 +29,8 @@ export function flowsView({ steps, hrefFor }) {
       flows.get(flow).push(step);
     }
   }
-  const heard = new Set(steps.flatMap((s) => s.subscribes ?? []));
-  const emitted = new Set(steps.flatMap((s) => s.emits));
+  const heard = new Set(steps.flatMap((s) => ins(s).map((i) => i.topic)));
+  const emitted = new Set(steps.flatMap((s) => outs(s).map((o) => o.topic)));
   const diagrams = [];
   const cards = [...flows].map(([name, members]) => {
     const diagram = flowDiagram(members, heard, emitted, hrefFor);
@@ -26,7 +41,8 @@ export function flowsView({ steps, hrefFor }) {
       diagram.element);
   });
   const element = h("div", { class: "view flows" },
-    cards.length ? cards : h("section", { class: "card" }, h("p", { class: "muted" }, "No steps loaded.")));
+    cards.length ? cards : h("section", { class: "card" }, h("p", { class: "muted" }, "No steps loaded.")),
+    emitCard(steps, hrefFor));
   const redraw = () => diagrams.forEach((d) => d.draw());
   new ResizeObserver(redraw).observe(element);
 
@@ -50,7 +66,7 @@ function layers(members) {
     let moved = false;
     for (const from of members) {
       for (const to of members) {
-        if (to === from || !from.emits.some((t) => (to.subscribes ?? []).includes(t))) continue;
+        if (to === from || !outs(from).some((o) => ins(to).some((i) => i.topic === o.topic))) continue;
         if (depth.get(to.name) < depth.get(from.name) + 1) {
           depth.set(to.name, depth.get(from.name) + 1);
           moved = true;
@@ -103,11 +119,23 @@ function flowDiagram(members, heard, emitted, hrefFor) {
         const path = document.createElementNS(SVG, "path");
         path.setAttribute("d", `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`);
         path.setAttribute("marker-end", `url(#${arrowId})`);
+        const virtual = out.dataset.virtual === "true" || into.dataset.virtual === "true";
+        path.setAttribute("class", ["edge", virtual && "virtual", out.dataset.conditional === "true" && "conditional"].filter(Boolean).join(" "));
+        path.dataset.topic = out.dataset.topic;
         svg.append(path);
+        // The curve's midpoint: its control points are symmetric about it.
+        if (out.dataset.label) svg.append(edgeLabel(out.dataset.label, (x1 + x2) / 2, (y1 + y2) / 2 - 5));
       }
     }
   }
   return { element, draw };
+}
+
+function edgeLabel(text, x, y) {
+  const label = document.createElementNS(SVG, "text");
+  for (const [k, v] of Object.entries({ class: "edge-label", x, y, "text-anchor": "middle" })) label.setAttribute(k, v);
+  label.textContent = text;
+  return label;
 }
 
 function arrowHead(id) {
@@ -127,20 +155,29 @@ function stepCard(step, heard, emitted, hrefFor) {
     ? h("a", { href: hrefFor("endpoints", { step: step.name }), class: "route" },
       chip(step.method, `method ${step.method.toLowerCase()}`), " ", h("code", {}, step.path))
     : null;
+  const listens = ins(step);
+  const sends = outs(step);
   return h("article", { class: `step-card ${step.type}`, dataset: { step: step.name } },
-    h("header", {}, chip(step.type === "api" ? "API" : "event", `kind ${step.type}`), h("strong", {}, step.name)),
+    h("header", {}, chip(KINDS[step.type] ?? step.type, `kind ${step.type}`), h("strong", {}, step.name)),
     route,
+    step.type === "cron" ? h("p", { class: "schedule" }, h("code", { title: "cron schedule (UTC)" }, step.cron)) : null,
+    step.type === "noop" ? h("p", { class: "muted noop-note" }, "no handler: a person or an outside system") : null,
     step.description ? h("p", { class: "description" }, step.description) : null,
-    step.subscribes?.length ? h("div", { class: "topics subscribes" }, h("span", { class: "muted" }, "on "),
-      step.subscribes.map((t) => topicChip(t, emitted.has(t) ? "" : "unsent", "no step emits this topic"))) : null,
-    step.emits.length ? h("div", { class: "topics emits" }, h("span", { class: "muted" }, "emits "),
-      step.emits.map((t) => topicChip(t, heard.has(t) ? "" : "unheard", "no step subscribes to this topic"))) : null,
+    listens.length ? h("div", { class: "topics subscribes" }, h("span", { class: "muted" }, "on "),
+      listens.map((i) => topicChip(i, emitted.has(i.topic) ? "" : "unsent", "no step emits this topic"))) : null,
+    sends.length ? h("div", { class: "topics emits" }, h("span", { class: "muted" }, "emits "),
+      sends.map((o) => topicChip(o, heard.has(o.topic) ? "" : "unheard", "no step subscribes to this topic"))) : null,
+    step.type === "cron" ? runNow(step, hrefFor) : null,
     h("p", { class: "file muted" }, step.file));
 }
 
-function topicChip(topic, problem, why) {
-  const el = chip(topic, `topic ${problem}`.trim());
-  el.dataset.topic = topic;
-  if (problem) el.title = why;
+/** A topic chip; `{topic, label?, conditional?, virtual}` ride on its dataset for the edges. */
+function topicChip({ topic, label, conditional, virtual }, problem, why) {
+  const el = chip(topic, ["topic", problem, virtual && "virtual", conditional && "conditional"].filter(Boolean).join(" "));
+  if (label) el.append(h("span", { class: "label" }, label));
+  Object.assign(el.dataset, { topic, virtual: String(virtual), conditional: String(Boolean(conditional)) });
+  if (label) el.dataset.label = label;
+  const notes = [problem && why, virtual && "virtual: drawn, never routed", conditional && "conditional: emitted on some runs only"];
+  if (notes.some(Boolean)) el.title = notes.filter(Boolean).join("; ");
   return el;
 }
