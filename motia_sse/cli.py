@@ -1,4 +1,5 @@
-"""`motia-sse`: serve (`dev`, `start`), inspect (`steps`), scaffold (`new`).
+"""`motia-sse`: serve (`dev`, `start`), inspect (`steps`, `openapi`), scaffold (`new`),
+send an event to a running server (`emit`).
 
 Settings come from flags, then `MOTIA_*` environment variables (`--max-feeds` is
 `MOTIA_MAX_FEEDS`; `REDIS_URL` works too), then the defaults of `Settings`; they are
@@ -24,6 +25,8 @@ from typing import Any
 from aiohttp import web
 
 from motia_sse.backend import BackendUnavailable
+from motia_sse.commands.emit import add_emit_parser, send_emit
+from motia_sse.commands.openapi_file import write_openapi
 from motia_sse.exceptions import LoadErrors
 from motia_sse.http.app import create_app, server_options
 from motia_sse.http.cors import check_cors, parse_origins
@@ -237,6 +240,13 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     new = commands.add_parser("new", help="create a project with the example steps",
                               description="Create NAME/ with steps, a README and a Makefile.")
     new.add_argument("name", type=Path)
+    add_emit_parser(commands, env)
+    openapi = commands.add_parser(
+        "openapi", help="write the OpenAPI document without serving",
+        description="Load the steps folder and write the document /openapi.json serves; "
+                    "the flags of `start` that change it apply here too.")
+    _add_serve_options(openapi, "localhost", env)
+    openapi.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     return parser
 
 
@@ -276,6 +286,14 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return create_project(args.name)
     if args.command == "steps":
         return _list_steps(args.steps_dir)
+    if args.command == "emit":
+        return send_emit(args)
+    if args.command == "openapi":
+        try:
+            return write_openapi(settings_from(args), args.output)
+        except LoadErrors as exc:
+            print_load_errors(args.steps_dir, exc)
+            return 1
     setup_logging(args.log_format)
     settings = settings_from(args)
     given = list(argv if argv is not None else sys.argv[1:])
@@ -355,6 +373,7 @@ def _list_steps(steps_dir: Path) -> int:
     rows += [("event", s.name, "on " + ", ".join(getattr(s.config, "subscribes", ())), s.path)
              for s in project.event_steps]
     rows += [("cron", s.name, getattr(s.config, "cron", ""), s.path) for s in project.cron_steps]
+    rows += [("noop", s.name, "(no handler)", s.path) for s in project.noop_steps]
     width = [max((len(str(r[i])) for r in rows), default=0) for i in range(3)]
     for row in rows:
         kind, name, what, path = row

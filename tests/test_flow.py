@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import attrs
 import pytest
 from aiohttp.test_utils import TestClient
@@ -15,7 +19,7 @@ from motia_sse.queue.memory import MemoryQueue
 from motia_sse.run.config import Emit, EventConfig
 from motia_sse.run.context import Emitter
 from motia_sse.run.loader import load_project
-from tests.conftest import ClientFactory, WriteSteps
+from tests.conftest import ClientFactory, ServerProcess, WriteSteps
 from tests.polling import eventually
 
 NOTES_STREAM = '''
@@ -255,3 +259,85 @@ async def test_actions_are_refused_in_start_without_the_workbench(
     allowed = await guarded.post("/__motia/cron/Nightly/run", json={},
                                  headers={"Authorization": f"Bearer {token}"})
     assert allowed.status == 202
+
+
+def motia(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m motia_sse ARGS`, its output captured."""
+    return subprocess.run([sys.executable, "-m", "motia_sse", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+@pytest.fixture(name="flow_server")
+def _flow_server(server_process: Any, flow_steps: Path) -> ServerProcess:
+    """The flow project served by `start --workbench` in a process of its own."""
+    server: ServerProcess = server_process("--steps", str(flow_steps), "--store", "memory",
+                                           "--workbench", "--workbench-token", "s" * 20)
+    return server.start()
+
+
+async def test_cli_emit_prints_the_trace_id(flow_server: ServerProcess,
+                                            make_client: ClientFactory) -> None:
+    """`motia-sse emit TOPIC JSON` queues the event and prints its trace id."""
+    done = motia("emit", "checked", '{"count": 3}', "--url", flow_server.url,
+                 "--workbench-token", "s" * 20, "--message-group-id", "g")
+    assert done.returncode == 0, done.stderr
+    trace_id = done.stdout.strip()
+    assert len(trace_id) == 32
+    assert done.stderr == "emitted 'checked' to OnChecked\n"
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer " + "s" * 20}) as http:
+        async def read() -> Any:
+            url = f"{flow_server.url}/__motia/streams/notes/groups/{trace_id}"
+            async with http.get(url) as response:
+                return await response.json()
+
+        assert (await eventually(read))[0]["text"] == "count 3"
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["nobody", "{}"], "answered 400: no step subscribes to topic 'nobody'; topics with "
+                       "subscribers: checked"),
+    (["checked", '{"count": "x"}'], "answered 400: invalid data for topic 'checked'; step "
+                                    "'OnChecked': expected integer, got string @ $.data.count"),
+], ids=["unknown-topic", "bad-data"])
+def test_cli_emit_refusal_is_one_line(flow_server: ServerProcess, args: list[str],
+                                      expected: str) -> None:
+    """A 4xx answer is one line on stderr naming the problem, and exit status 1."""
+    done = motia("emit", *args, "--url", flow_server.url, "--workbench-token", "s" * 20)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"motia-sse emit: {flow_server.url}/__motia/emit {expected}\n")
+
+
+def test_cli_emit_without_token_or_server(flow_server: ServerProcess) -> None:
+    """No token: the server's 401 in one line; nothing listening: one line saying so."""
+    refused = motia("emit", "checked", "{}", "--url", flow_server.url)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"motia-sse emit: {flow_server.url}/__motia/emit "
+                                     "answered 401: workbench token required; ")
+    gone = motia("emit", "checked", "{}", "--url", "http://127.0.0.1:9")
+    assert gone.returncode == 1
+    assert gone.stderr.count("\n") == 1
+    assert gone.stderr.startswith("motia-sse emit: cannot reach http://127.0.0.1:9 (")
+
+
+async def test_cli_openapi_writes_what_the_server_serves(
+        flow_server: ServerProcess, flow_steps: Path, tmp_path: Path) -> None:
+    """`motia-sse openapi -o FILE` writes the document /openapi.json serves."""
+    out = tmp_path / "openapi.json"
+    done = motia("openapi", "--steps", str(flow_steps), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    async with aiohttp.ClientSession() as http, http.get(
+            f"{flow_server.url}/openapi.json",
+            headers={"Authorization": "Bearer " + "s" * 20}) as response:
+        served = await response.json()
+    assert json.loads(out.read_text()) == served
+    assert "/approve" in served["paths"]
+    printed = motia("openapi", "--steps", str(flow_steps))
+    assert json.loads(printed.stdout) == served
+
+
+def test_cli_openapi_names_a_broken_step(write_steps: WriteSteps) -> None:
+    """A steps folder that does not load: its errors, exit status 1, nothing written."""
+    steps = write_steps({"bad_step.py": "config = 1\n"})
+    done = motia("openapi", "--steps", str(steps))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "bad_step.py: expected `config = ApiRouteConfig(...)`" in done.stderr

@@ -1,4 +1,5 @@
-"""Runs event-step handlers for queued deliveries, a bounded number at a time."""
+"""Runs event-step handlers for queued deliveries, a bounded number at a time (in all,
+and per step where the step sets `concurrency`), each within its step's timeout."""
 
 from __future__ import annotations
 
@@ -119,9 +120,12 @@ class Worker:
         limit = None if step is None else concurrency(step.config)
         if limit is None:
             return contextlib.nullcontext()
-        return self._step_slots.setdefault((name, limit), asyncio.Semaphore(limit))
+        if (name, limit) not in self._step_slots:
+            self._step_slots[name, limit] = asyncio.Semaphore(limit)
+        return self._step_slots[name, limit]
 
     def _policy(self, name: str) -> RetryPolicy | None:
+        """The step's attempts and back-off; None (the queue's own) for a step now gone."""
         step = self._steps.get(name)
         return None if step is None else retry_policy(step.config, self._defaults)
 
