@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import signal
+import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -337,3 +338,27 @@ async def test_late_settle_of_a_taken_over_event(redis_server: RedisServer) -> N
     assert await take(other, 1.5) is None
     assert await take(slow, 0.5) is None
     await redis.aclose()
+
+
+async def test_a_queue_file_of_an_earlier_version(tmp_path: Path) -> None:
+    """A queue file written before message groups opens, keeps its events and takes
+    grouped ones."""
+    path = tmp_path / "q.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, step TEXT NOT NULL,
+            topic TEXT NOT NULL, data TEXT NOT NULL, trace_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL, available_at REAL NOT NULL,
+            taken INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX queue_ready ON queue (taken, available_at, id);
+        INSERT INTO queue (step, topic, data, trace_id, attempt, available_at, taken)
+            VALUES ('Step', 'topic', '{"n": 0}', 'trace-0', 1, 0, 1);
+    """)
+    old.close()
+    queue = SqliteQueue.open(path, FAST)
+    await queue.put(event(1))
+    await queue.put(event(2))
+    got = [await take(queue) for _ in range(2)]
+    assert [(d.data["n"], d.group) for d in got if d] == [(0, None), (1, "a")]
+    assert await take(queue, 0.3) is None
+    await queue.close()
