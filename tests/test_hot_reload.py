@@ -120,7 +120,7 @@ async def test_reload_swaps_steps_and_keeps_feeds(
     assert (await dev_client.post("/emit/1")).status == 202
     assert (await notes.next()).json()["text"] == "v2"  # the same connection
     hello = await dev_client.get("/hello")
-    assert (hello.status, await hello.json()) == (200, "hello")
+    assert (hello.status, await hello.text()) == (200, "hello")
     await wait_for_note(dev_client, "cron", "tick", "ticked")
     described = await (await dev_client.get("/__motia/steps")).json()
     assert {s["name"] for s in described} == {"Emit", "OnPing", "Hello", "Tick"}
@@ -158,10 +158,10 @@ async def test_helper_modules_are_imported_again(
     (steps / "word_step.py").write_text(HELLO_STEP.replace('"hello"', "WORD").replace(
         "from motia_sse", "from words import WORD\nfrom motia_sse"))
     await reload(dev_client)
-    assert await (await dev_client.get("/hello")).json() == "first"
+    assert await (await dev_client.get("/hello")).text() == "first"
     (steps / "words.py").write_text('WORD = "second"\n')
     await reload(dev_client)
-    assert await (await dev_client.get("/hello")).json() == "second"
+    assert await (await dev_client.get("/hello")).text() == "second"
 
 
 async def test_a_swap_that_fails_asks_for_a_fresh_process(
