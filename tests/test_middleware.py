@@ -81,6 +81,24 @@ async def handler(req, ctx):
     return ApiResponse(200, {"secret": 42})
 '''
 
+WHO_STEP = '''
+from motia_sse import ApiResponse, ApiRouteConfig
+
+USERS = {"sesame": "ada"}
+
+async def identify(req, ctx, next):
+    user = USERS.get(req.headers.get("Authorization", "").removeprefix("Bearer "))
+    if user is None:
+        return ApiResponse(401, {"error": "unauthorized", "details": ["send a token"]})
+    req.extra["user"] = user
+    return await next()
+
+config = ApiRouteConfig(name="Whoami", path="/whoami", method="GET", middleware=[identify])
+
+async def handler(req, ctx):
+    return ApiResponse(200, {"user": req.extra["user"]})
+'''
+
 FAILING_STEP = '''
 from motia_sse import ApiResponse, ApiRouteConfig
 
@@ -112,7 +130,8 @@ def _steps(write_steps: WriteSteps) -> Path:
     """A project with project-wide middleware and routes that use their own."""
     return write_steps({"middleware.py": PROJECT_MIDDLEWARE, "shared.py": SHARED,
                         "ordered_step.py": ORDERED_STEP, "plain_step.py": PLAIN_STEP,
-                        "secret_step.py": AUTH_STEP, "fragile_step.py": FAILING_STEP,
+                        "secret_step.py": AUTH_STEP, "whoami_step.py": WHO_STEP,
+                        "fragile_step.py": FAILING_STEP,
                         "forgot_step.py": FORGOT_STEP})
 
 
@@ -142,6 +161,16 @@ async def test_auth_middleware_answers_without_the_handler(
     assert allowed.status == 201
     assert await allowed.json() == {"data": {"secret": 42}, "wrapped": True}
     assert allowed.headers["x-wrapped"] == "yes"
+
+
+async def test_middleware_hands_what_it_found_to_the_handler(
+    dev_client: TestClient[Any, Any],
+) -> None:
+    """`req.extra` carries what a middleware found (the user a token names) to the handler."""
+    known = await dev_client.get("/whoami", headers={"Authorization": "Bearer sesame"})
+    assert (known.status, await known.json()) == (200, {"user": "ada"})
+    unknown = await dev_client.get("/whoami", headers={"Authorization": "Bearer nope"})
+    assert unknown.status == 401
 
 
 async def test_middleware_runs_in_order_project_wide_first(

@@ -30,13 +30,16 @@ B = TypeVar("B")
 class ApiRequest(Generic[B]):
     """What an API step's handler receives as `req`: `body` parsed by Content-Type
     (motia_sse.run.bodies), `raw_body` the bytes as they came (a webhook's signature
-    is over these)."""
+    is over these), `extra` what middleware put there for the handler."""
 
     body: B
     path_params: dict[str, str] = attrs.Factory(dict)
     query_params: dict[str, str | list[str]] = attrs.Factory(dict)
     headers: Mapping[str, str] = attrs.Factory(dict)
     raw_body: bytes = b""
+    # What middleware found out for the handler (the user a token names, say): the one
+    # mutable part of a request, shared by its middleware and handler.
+    extra: dict[str, Any] = attrs.Factory(dict)
 
 
 @attrs.frozen
