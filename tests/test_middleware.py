@@ -216,6 +216,49 @@ async def test_an_exception_in_middleware_is_the_traced_500(
     assert (await dev_client.get("/plain")).status == 200, "the server goes on"
 
 
+# A project whose middleware raises outside the step's own folder.
+JAMMED_PROJECT = {
+    "middleware.py": (
+        "async def gate(req, ctx, next):\n"
+        "    if req.query_params.get('jam'):\n"
+        "        raise RuntimeError('the gate is jammed')\n"
+        "    return await next()\n"
+        "\n"
+        "middleware = [gate]\n"),
+    "limits.py": (
+        "async def limit(req, ctx, next):\n"
+        "    raise RuntimeError('the limiter is broken')\n"),
+    "orders/list_step.py": (
+        "from motia_sse import ApiRouteConfig\n"
+        "config = ApiRouteConfig(name='Orders', path='/orders')\n"
+        "async def handler(req, ctx):\n"
+        "    return {'status': 200, 'body': []}\n"),
+    "orders/limited_step.py": (
+        "from motia_sse import ApiRouteConfig\n"
+        "from limits import limit\n"
+        "config = ApiRouteConfig(name='Limited', path='/limited', middleware=[limit])\n"
+        "async def handler(req, ctx):\n"
+        "    return {'status': 200, 'body': []}\n"),
+}
+
+
+@pytest.mark.parametrize(("url", "where"), [("/orders?jam=1", "middleware.py:3"),
+                                             ("/limited", "limits.py:2")])
+async def test_a_failure_outside_the_steps_own_folder_names_the_line_that_raised(
+    write_steps: WriteSteps, make_client: ClientFactory, caplog: pytest.LogCaptureFixture,
+    url: str, where: str
+) -> None:
+    """For a step in a subfolder, the dev 500 and the log point at the line of the
+    project's middleware.py (or helper module) that raised, not at the step file."""
+    steps = write_steps(JAMMED_PROJECT)
+    client = await make_client(Settings(steps_dir=steps, store="memory", dev=True))
+    with caplog.at_level(logging.ERROR):
+        response = await client.get(url)
+    assert response.status == 500
+    assert (await response.json())["details"][1] == f"at {steps / where}"
+    assert any(r.getMessage() == f"handler failed at {steps / where}" for r in caplog.records)
+
+
 async def test_middleware_that_forgets_to_return_is_named(
     dev_client: TestClient[Any, Any]
 ) -> None:

@@ -1,5 +1,6 @@
-"""Running a user's handler: a failure is logged with the line of the step file that
-raised it; past its timeout the handler is cancelled, logged with the line it was at."""
+"""Running a user's handler: a failure is logged with the line of the steps folder that
+raised it (the step file, middleware.py or a helper module); past its timeout the handler
+is cancelled, logged with the line it was at."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def _log_timeout(step: LoadedStep, ctx: FlowContext, exc: TimeoutError, timeout:
     """One line, no traceback: where the handler was waiting is what the user needs."""
     error = HandlerTimeout(timeout)
     # asyncio.timeout raises from the CancelledError that went through the handler.
-    where = line_in(exc.__cause__, step.path.parent) if exc.__cause__ else None
+    where = line_in(exc.__cause__, step.steps_dir) if exc.__cause__ else None
     ctx.logger.error(f"{failed}: {error}" + (f", cancelled at {where}" if where else ""),
                      timeout=timeout, **fields)
     return error
@@ -51,6 +52,6 @@ def log_failure(step: LoadedStep, ctx: FlowContext, exc: Exception,
     Call it in the `except` that caught `exc`: the traceback logged is the one in flight.
     The API runner calls it alone: it answers some exceptions without this log, and
     awaiting its handler through `run_handler` would add a frame to every request."""
-    where = line_in(exc, step.path.parent) or str(step.path)
+    where = line_in(exc, step.steps_dir) or str(step.path)
     ctx.logger.exception(f"{failed} at {where}", **fields)
     return where

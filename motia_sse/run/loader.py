@@ -51,6 +51,9 @@ class LoadedStep:
     config: StepConfig
     handler: Handler
     path: Path
+    # Where a failure's line is looked for: middleware.py or a helper module the step
+    # imports may raise from outside the step's own folder.
+    steps_dir: Path
     # An API step's middleware as it runs: the project's (middleware.py), then its own.
     middleware: tuple[Middleware, ...] = ()
 
@@ -123,7 +126,7 @@ def load_project(steps_dir: Path) -> Project:
     errors: list[LoadError] = []
     shared = _load_each(shared_files, names, project_middleware, errors)
     streams = _load_each(stream_files, names, _load_stream, errors)
-    steps = _load_each(step_files, names, _load_step, errors)
+    steps = _load_each(step_files, names, partial(_load_step, steps_dir=steps_dir), errors)
     hooks = _load_each(auth_files, names, partial(_load_auth, all_files=auth_files), errors)
     errors += _check_unique_streams(streams) + _check_unique_steps(steps)
     if errors:
@@ -196,7 +199,7 @@ def _load_auth(path: Path, module: ModuleType, all_files: list[Path]) -> Callabl
     return checked
 
 
-def _load_step(path: Path, module: ModuleType) -> LoadedStep | LoadedNoop:
+def _load_step(path: Path, module: ModuleType, steps_dir: Path) -> LoadedStep | LoadedNoop:
     config = getattr(module, "config", None)
     handler = getattr(module, "handler", None)
     if isinstance(config, NoopConfig):
@@ -221,7 +224,7 @@ def _load_step(path: Path, module: ModuleType) -> LoadedStep | LoadedNoop:
                                   "'*/5 * * * *', or six with seconds last")
     elif not config.subscribes:
         raise LoadError(path, "an event step must subscribe to at least one topic")
-    return LoadedStep(config, handler, path)
+    return LoadedStep(config, handler, path, steps_dir)
 
 
 def _check_arity(path: Path, config: StepConfig, handler: Handler) -> None:
