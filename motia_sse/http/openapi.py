@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import collections
 import http
 import importlib.metadata
 import re
 from typing import Any
 
-import attrs
-import orjson
 from aiohttp import web
 
-from motia_sse.http.json_schema import JsonSchema, json_schema
+from motia_sse.http.json_schema import JsonSchema
 from motia_sse.http.openapi_feeds import FEED_TAG, feed_paths, json_content
+from motia_sse.http.openapi_schemas import ERROR_SCHEMAS, Schemas, count_uses
 from motia_sse.http.proxy import root_path
 from motia_sse.http.responses import TRACE_HEADER, json_response
 from motia_sse.run.bodies import accepted_types
@@ -26,7 +24,6 @@ from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
 
 OPENAPI_VERSION = "3.1.0"
-_COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _BODY_METHODS = ("post", "put", "patch")
 _JSON = "application/json"
 
@@ -48,7 +45,7 @@ def openapi_document(project: Project, settings: Settings,
     """The OpenAPI 3.1 document of `project`'s API steps and of the feeds; with a
     proxy's `root` path ("/motia"), its `servers` say the paths are under it."""
     routes = [s.config for s in project.api_steps if isinstance(s.config, ApiRouteConfig)]
-    schemas = _Schemas(_count_uses(routes))
+    schemas = Schemas(count_uses(routes))
     paths: dict[str, dict[str, Any]] = {}
     for config in routes:
         template, path_params = _path_template(config.path)
@@ -65,7 +62,7 @@ def openapi_document(project: Project, settings: Settings,
         "tags": [{"name": flow} for flow in flows if flow != FEED_TAG]
         + [{"name": FEED_TAG, "description": "Server-Sent Event feeds of stream items"}],
         "paths": paths,
-        "components": {"schemas": {**_ERROR_SCHEMAS, **schemas.components},
+        "components": {"schemas": {**ERROR_SCHEMAS, **schemas.components},
                        "headers": _HEADERS},
     }
 
@@ -100,7 +97,7 @@ def _path_template(path: str) -> tuple[str, list[JsonSchema]]:
 
 
 def _operation(config: ApiRouteConfig, path_params: list[JsonSchema],
-               schemas: _Schemas, settings: Settings) -> JsonSchema:
+               schemas: Schemas, settings: Settings) -> JsonSchema:
     description = config.description.strip()
     summary = description.splitlines()[0] if description else config.name
     operation: JsonSchema = {"operationId": config.name, "summary": summary}
@@ -124,7 +121,7 @@ def _operation(config: ApiRouteConfig, path_params: list[JsonSchema],
     return operation
 
 
-def _responses(config: ApiRouteConfig, schemas: _Schemas, takes_body: bool,
+def _responses(config: ApiRouteConfig, schemas: Schemas, takes_body: bool,
                settings: Settings) -> JsonSchema:
     declared = {str(status): schemas.of(kind, response=True)
                 for status, kind in config.response_schema.items()}
@@ -173,102 +170,6 @@ def _reason(status: str) -> str:
         return f"Status {status}"
 
 
-def _count_uses(routes: list[ApiRouteConfig]) -> collections.Counter[tuple[Any, bool]]:
-    uses: collections.Counter[tuple[Any, bool]] = collections.Counter()
-    for config in routes:
-        if config.body_schema is not None:
-            uses[(config.body_schema, False)] += 1
-        uses.update((kind, True) for kind in config.response_schema.values())
-    return uses
-
-
-@attrs.define
-class _Schemas:
-    """JSON Schemas for the document: a class used twice, or recursive, is a component.
-
-    A response schema says what the class declares but allows more keys: the server
-    checks requests, not answers, and a stream item answers with its `id` too."""
-
-    _uses: collections.Counter[tuple[Any, bool]]
-    components: dict[str, JsonSchema] = attrs.Factory(dict)
-    _names: dict[bytes, str] = attrs.Factory(dict)
-
-    def of(self, kind: Any, response: bool) -> JsonSchema:
-        schema = json_schema(kind)
-        if response:
-            schema = _allow_extra_keys(schema)
-        schema = self._lift_defs(schema)
-        if self._uses[(kind, response)] < 2 or not isinstance(kind, type) or "$ref" in schema:
-            return schema  # used once, or already a component (recursive)
-        return self._ref(kind.__name__, schema)
-
-    def _lift_defs(self, schema: JsonSchema) -> JsonSchema:
-        # json_schema refers to `#/$defs/...` of its own root; in this document the root
-        # is the OpenAPI object, so definitions move to components.
-        defs: dict[str, JsonSchema] = schema.pop("$defs", {})
-        names = {name: self._name(name, body) for name, body in defs.items()}
-        refs = {f"#/$defs/{name}": component for name, component in names.items()}
-        for name, component in names.items():
-            self.components[component] = _rewrite_refs(defs[name], refs)
-        rewritten: JsonSchema = _rewrite_refs(schema, refs)
-        return rewritten
-
-    def _ref(self, name: str, schema: JsonSchema) -> JsonSchema:
-        name = self._name(name, schema)
-        self.components[name] = schema
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    def _name(self, name: str, schema: JsonSchema) -> str:
-        """The component name of `schema`: the one it got before, else `name`, numbered
-        if another schema has it."""
-        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-        if key in self._names:
-            return self._names[key]
-        base = _COMPONENT_NAME.sub("_", name)
-        candidate, n = base, 1
-        while candidate in _ERROR_SCHEMAS or candidate in self.components:
-            n += 1
-            candidate = f"{base}_{n}"
-        self._names[key] = candidate
-        self.components[candidate] = schema
-        return candidate
-
-
-def _rewrite_refs(value: Any, names: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {k: (f"#/components/schemas/{names[v]}" if k == "$ref" and isinstance(v, str)
-                    and v in names else _rewrite_refs(v, names)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rewrite_refs(v, names) for v in value]
-    return value
-
-
-def _allow_extra_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _allow_extra_keys(v) for k, v in value.items()
-                if not (k == "additionalProperties" and v is False and "properties" in value)}
-    if isinstance(value, list):
-        return [_allow_extra_keys(v) for v in value]
-    return value
-
-
-_ERROR_SCHEMAS: dict[str, JsonSchema] = {
-    "Error": {
-        "type": "object",
-        "description": "Every refusal the server gives",
-        "properties": {"error": {"type": "string"},
-                       "details": {"type": "array", "items": {"type": "string"}}},
-        "required": ["error", "details"],
-    },
-    "StepFailure": {
-        "type": "object",
-        "description": "A handler that raised",
-        "properties": {"error": {"type": "string"},
-                       "details": {"type": "array", "items": {"type": "string"}},
-                       "trace_id": {"type": "string"}},
-        "required": ["error", "details", "trace_id"],
-    },
-}
 _HEADERS: dict[str, JsonSchema] = {
     "TraceId": {"description": "The trace id of the request; it is in the server's log lines",
                 "schema": {"type": "string"}},
