@@ -11,7 +11,6 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import attrs
-from croniter import croniter
 
 from motia_sse.exceptions import LoadError, LoadErrors
 from motia_sse.run.config import (
@@ -23,29 +22,33 @@ from motia_sse.run.config import (
     StreamConfig,
     topics,
 )
-from motia_sse.run.middleware import (
-    PROJECT_FILE,
-    Middleware,
-    check_middleware,
-    project_middleware,
-)
-from motia_sse.run.route_paths import PARAM, BadPath, route_template
-from motia_sse.run.signatures import accepts, parameter_names
+from motia_sse.run.middleware import PROJECT_FILE, Middleware, project_middleware
+from motia_sse.run.route_paths import PARAM
 from motia_sse.run.signatures import describe_found as _describe
+from motia_sse.run.step_checks import check_step
 from motia_sse.run.step_files import find_files, fresh_module_names, import_file
-from motia_sse.streams.ids import is_stream_name
+from motia_sse.run.stream_checks import auth_hook, stream_config
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-# Paths the server itself serves; a step may not take them.
-RESERVED_PREFIXES = ("/streams", "/__motia", "/openapi.json")
 T = TypeVar("T")
 
 
+class _Named:
+    """A loaded step's `name`: the one its config declares."""
+
+    __slots__ = ()  # the attrs classes below stay slotted
+    config: StepConfig | NoopConfig
+
+    @property
+    def name(self) -> str:
+        """The step's name."""
+        return self.config.name
+
+
 @attrs.frozen
-class LoadedStep:
+class LoadedStep(_Named):
     """A step's config and handler, and the file they came from."""
 
     config: StepConfig
@@ -57,23 +60,13 @@ class LoadedStep:
     # An API step's middleware as it runs: the project's (middleware.py), then its own.
     middleware: tuple[Middleware, ...] = ()
 
-    @property
-    def name(self) -> str:
-        """The step's name."""
-        return self.config.name
-
 
 @attrs.frozen
-class LoadedNoop:
+class LoadedNoop(_Named):
     """A noop step's config (it has no handler) and the file it came from."""
 
     config: NoopConfig
     path: Path
-
-    @property
-    def name(self) -> str:
-        """The step's name."""
-        return self.config.name
 
 
 @attrs.frozen
@@ -127,12 +120,12 @@ def load_project(steps_dir: Path) -> Project:
     shared = _load_each(shared_files, names, project_middleware, errors)
     streams = _load_each(stream_files, names, _load_stream, errors)
     steps = _load_each(step_files, names, partial(_load_step, steps_dir=steps_dir), errors)
-    hooks = _load_each(auth_files, names, partial(_load_auth, all_files=auth_files), errors)
+    hooks = _load_each(auth_files, names, partial(auth_hook, all_files=auth_files), errors)
     errors += _check_unique_streams(streams) + _check_unique_steps(steps)
     if errors:
         raise LoadErrors(errors)
     steps = [_with_middleware(step, shared[0] if shared else ()) for step in steps]
-    # _load_auth refuses a second stream_auth.py, so there is one hook at the most.
+    # auth_hook refuses a second stream_auth.py, so there is one hook at the most.
     return _project(steps_dir, steps, streams, hooks[0] if hooks else None)
 
 
@@ -168,35 +161,7 @@ def _project(steps_dir: Path, steps: list[LoadedStep | LoadedNoop],
 
 
 def _load_stream(path: Path, module: ModuleType) -> LoadedStream:
-    config = getattr(module, "config", None)
-    if not isinstance(config, StreamConfig):
-        raise LoadError(path, f"expected `config = StreamConfig(...)`, found {_describe(config)}")
-    if not is_stream_name(config.name):
-        raise LoadError(path, f"stream name {config.name!r} must be a Python identifier "
-                              "not starting with '__' (it becomes ctx.streams.<name>)")
-    if config.can_access is not None and not callable(config.can_access):
-        raise LoadError(path, "can_access must be a function (subscription, auth_context) "
-                              f"-> bool, found {_describe(config.can_access)}")
-    if not isinstance(config.schema, type):
-        raise LoadError(path, f"stream schema must be a class, found {_describe(config.schema)}")
-    if config.base_config.storage_type == "custom" and config.base_config.factory is None:
-        raise LoadError(path, 'storage_type="custom" needs base_config.factory, '
-                              "a callable returning the stream's store")
-    return LoadedStream(config, path)
-
-
-def _load_auth(path: Path, module: ModuleType, all_files: list[Path]) -> Callable[..., Any]:
-    if len(all_files) > 1:
-        raise LoadError(path, "only one stream_auth.py per project; found "
-                              f"{', '.join(str(p) for p in all_files)}")
-    hook = getattr(module, "authenticate", None)
-    if not callable(hook):
-        raise LoadError(path, "expected `def authenticate(request)` (sync or async), "
-                              f"found {_describe(hook)}")
-    if len(inspect.signature(hook).parameters) != 1:
-        raise LoadError(path, "authenticate must take one argument (request)")
-    checked: Callable[..., Any] = hook
-    return checked
+    return LoadedStream(stream_config(path, module), path)
 
 
 def _load_step(path: Path, module: ModuleType, steps_dir: Path) -> LoadedStep | LoadedNoop:
@@ -213,44 +178,7 @@ def _load_step(path: Path, module: ModuleType, steps_dir: Path) -> LoadedStep | 
                               f"{_describe(config)}")
     if not inspect.iscoroutinefunction(handler):
         raise LoadError(path, f"expected `async def handler(...)`, found {_describe(handler)}")
-    _check_arity(path, config, handler)
-    if isinstance(config, ApiRouteConfig):
-        config = _check_route(path, config)
-        check_middleware(path, config.middleware)
-    elif isinstance(config, CronConfig):
-        if not croniter.is_valid(config.cron):
-            raise LoadError(path, f"cron {config.cron!r} is not a cron expression; expected "
-                                  "five fields (minute hour day month weekday), e.g. "
-                                  "'*/5 * * * *', or six with seconds last")
-    elif not config.subscribes:
-        raise LoadError(path, "an event step must subscribe to at least one topic")
-    return LoadedStep(config, handler, path, steps_dir)
-
-
-def _check_arity(path: Path, config: StepConfig, handler: Handler) -> None:
-    expected = {ApiRouteConfig: ("req", "ctx"), EventConfig: ("input", "ctx"),
-                CronConfig: ("ctx",)}[type(config)]
-    if not accepts(handler, len(expected)):
-        line = inspect.getsourcelines(handler)[1]
-        count = {1: "one argument", 2: "two arguments"}[len(expected)]
-        raise LoadError(f"{path}:{line}", f"handler must take {count} ({', '.join(expected)}), "
-                                          f"found {parameter_names(handler)}")
-
-
-def _check_route(path: Path, config: ApiRouteConfig) -> ApiRouteConfig:
-    """`config`, checked, with its path as the router's template (`:id` -> `{id}`)."""
-    if config.method.upper() not in METHODS:
-        raise LoadError(path, f"method {config.method!r} is not one of {', '.join(METHODS)}")
-    if not config.path.startswith("/"):
-        raise LoadError(path, f"path {config.path!r} must start with '/'")
-    if any(config.path == p or config.path.startswith(p + "/") for p in RESERVED_PREFIXES):
-        raise LoadError(path, f"path {config.path!r} is reserved by the server "
-                              f"({', '.join(RESERVED_PREFIXES)})")
-    try:
-        template = route_template(config.path)
-    except BadPath as exc:
-        raise LoadError(path, str(exc)) from None
-    return config if template == config.path else attrs.evolve(config, path=template)
+    return LoadedStep(check_step(path, config, handler), handler, path, steps_dir)
 
 
 def _with_middleware(step: LoadedStep | LoadedNoop,
