@@ -122,10 +122,44 @@ class QueryParam:
 
 
 @attrs.frozen
-class ApiRouteConfig:
-    """An API step: one HTTP route served by the step's handler."""
+class _Drawn:
+    """What every kind of step declares: its name, and how the flows view draws it.
+    Keyword-only, so each kind's own fields keep their places after `name`."""
 
     name: str
+    # Drawn in the flows view as dashed edges, never routed: what happens outside the code.
+    virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits, kw_only=True)
+    virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings,
+                                                      kw_only=True)
+    flows: tuple[str, ...] = attrs.field(default=(), converter=_strings, kw_only=True)
+    description: str = attrs.field(default="", kw_only=True)
+
+
+@attrs.frozen
+class _Emitting(_Drawn):
+    """A step whose handler may emit: the topics it emits, as plain names or Emit entries."""
+
+    emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits, kw_only=True)
+
+
+@attrs.frozen
+class _Queued(_Emitting):
+    """A step run from the queue or the clock, with its retry settings. None takes the
+    server's default: --max-attempts (tries in all), --retry-backoff (seconds before the
+    first retry, doubling), --handler-timeout (seconds; past it the handler is cancelled
+    and retried)."""
+
+    max_attempts: int | None = attrs.field(default=None, validator=_count, kw_only=True)
+    backoff: float | None = attrs.field(default=None, validator=_seconds(zero_ok=True),
+                                        kw_only=True)
+    timeout: float | None = attrs.field(default=None, validator=_seconds(zero_ok=False),
+                                        kw_only=True)
+
+
+@attrs.frozen
+class ApiRouteConfig(_Emitting):
+    """An API step: one HTTP route served by the step's handler."""
+
     path: str
     method: str = "GET"
     body_schema: type[Any] | None = None
@@ -133,69 +167,34 @@ class ApiRouteConfig:
     query_params: tuple[QueryParam, ...] = attrs.field(default=(), converter=_params)
     # Run in order around the handler, after the project-wide list (middleware.py).
     middleware: tuple[Middleware, ...] = attrs.field(default=(), converter=middleware_list)
-    emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
-    # Drawn in the flows view as dashed edges, never routed: what happens outside the code.
-    virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
-    virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    description: str = ""
 
 
 @attrs.frozen
-class EventConfig:
-    """An event step: runs for each event on the topics it subscribes to."""
+class EventConfig(_Queued):
+    """An event step: runs for each event on the topics it subscribes to. Its queue
+    settings are Motia's infrastructure.queue / .handler; `concurrency`: handlers of this
+    step at once in one process (no limit of its own by default; --max-handlers still
+    bounds all steps together)."""
 
-    name: str
     subscribes: tuple[str, ...] = attrs.field(converter=_strings)
     input: type[Any] | None = None
-    emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
-    # Drawn in the flows view as dashed edges, never routed: what happens outside the code.
-    virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
-    virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    description: str = ""
-    # Queue settings of this step (Motia's infrastructure.queue / .handler); None takes
-    # the server's flag: --max-attempts, --retry-backoff (seconds before the first retry,
-    # doubling), --handler-timeout (seconds; past it the handler is cancelled and the
-    # event retried); `concurrency`: handlers of this step at once in one process (no
-    # limit of its own by default; --max-handlers still bounds all steps together).
-    max_attempts: int | None = attrs.field(default=None, validator=_count)
-    backoff: float | None = attrs.field(default=None, validator=_seconds(zero_ok=True))
-    concurrency: int | None = attrs.field(default=None, validator=_count)
-    timeout: float | None = attrs.field(default=None, validator=_seconds(zero_ok=False))
+    concurrency: int | None = attrs.field(default=None, validator=_count, kw_only=True)
 
 
 @attrs.frozen
-class CronConfig:
+class CronConfig(_Queued):
     """A cron step: its handler runs on a schedule (`cron`, five fields, UTC; a sixth
-    field, seconds, is allowed). With Redis, each tick runs once across all processes."""
+    field, seconds, is allowed). With Redis, each tick runs once across all processes.
+    A failing tick is tried `max_attempts` times in all (default 1: the next tick is the
+    retry), `backoff` seconds apart, doubling; `timeout` as for event steps."""
 
-    name: str
     cron: str
-    emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
-    # Drawn in the flows view as dashed edges, never routed: what happens outside the code.
-    virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
-    virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    description: str = ""
-    # A failing tick is tried `max_attempts` times in all (default 1: the next tick is
-    # the retry), `backoff` seconds apart, doubling (default --retry-backoff);
-    # `timeout` as for event steps (default --handler-timeout).
-    max_attempts: int | None = attrs.field(default=None, validator=_count)
-    backoff: float | None = attrs.field(default=None, validator=_seconds(zero_ok=True))
-    timeout: float | None = attrs.field(default=None, validator=_seconds(zero_ok=False))
 
 
 @attrs.frozen
-class NoopConfig:
+class NoopConfig(_Drawn):
     """A step without a handler, as Motia's noop: a person's task or an outside system,
     shown in the flows view and joined to the code's steps by its virtual edges."""
-
-    name: str
-    virtual_emits: tuple[Emit, ...] = attrs.field(default=(), converter=_emits)
-    virtual_subscribes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    flows: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    description: str = ""
 
 
 # The steps that run a handler; a NoopConfig step has none.
