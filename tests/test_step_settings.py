@@ -68,6 +68,21 @@ async def handler({"" if "CronConfig" in config else "input: Any, "}ctx: FlowCon
 '''
 
 
+def event_step(name: str, topic: str, body: str, settings: str = "") -> dict[str, str]:
+    """`<name>_step.py`: an EventConfig step on `topic`, with `settings` ("timeout=30")."""
+    extra = f", {settings}" if settings else ""
+    config = f'EventConfig(name="{name}", subscribes=["{topic}"]{extra})'
+    return {f"{name.lower()}_step.py": step(name, config, body)}
+
+
+def with_emit(*steps: dict[str, str]) -> dict[str, str]:
+    """A steps folder of `steps`, the Emit route and `seen.py`."""
+    files = {"emit_step.py": EMIT, "seen.py": SEEN}
+    for each in steps:
+        files.update(each)
+    return files
+
+
 HANG = '''
     try:
         await asyncio.Event().wait()  # never set: only a timeout ends this
@@ -152,12 +167,9 @@ async def test_step_max_attempts_overrides_the_global_default(
     write_steps: WriteSteps, make_client: ClientFactory, make_settings: MakeSettings
 ) -> None:
     """max_attempts=2 dead-letters after two tries; a step without it gets the flag's 3."""
-    steps = write_steps({
-        "emit_step.py": EMIT, "seen.py": SEEN,
-        "twice_step.py": step("Twice", 'EventConfig(name="Twice", subscribes=["doomed"], '
-                                       "max_attempts=2)", ALWAYS_FAILS),
-        "thrice_step.py": step("Thrice", 'EventConfig(name="Thrice", subscribes=["doomed"])',
-                               ALWAYS_FAILS)})
+    steps = write_steps(with_emit(
+        event_step("Twice", "doomed", ALWAYS_FAILS, "max_attempts=2"),
+        event_step("Thrice", "doomed", ALWAYS_FAILS)))
     client = await make_client(make_settings(steps))
     trace = await emit(client, "doomed")
     letters = await dead_letters(client, 2)
@@ -172,12 +184,9 @@ async def test_step_backoff_spaces_its_retries(
     write_steps: WriteSteps, make_client: ClientFactory, make_settings: MakeSettings
 ) -> None:
     """A step's own backoff delays its retry; another step's retry does not wait for it."""
-    steps = write_steps({
-        "emit_step.py": EMIT, "seen.py": SEEN,
-        "patient_step.py": step("Patient", 'EventConfig(name="Patient", subscribes=["flaky"], '
-                                           "backoff=1.0)", FIRST_FAILS),
-        "eager_step.py": step("Eager", 'EventConfig(name="Eager", subscribes=["flaky"], '
-                                       "backoff=0)", FIRST_FAILS)})
+    steps = write_steps(with_emit(
+        event_step("Patient", "flaky", FIRST_FAILS, "backoff=1.0"),
+        event_step("Eager", "flaky", FIRST_FAILS, "backoff=0")))
     client = await make_client(make_settings(steps, retry_backoff=0.01))
     await emit(client, "flaky")
     await eventually(lambda: len(calls("Patient")) == 2, what="Patient's retry")
@@ -194,10 +203,7 @@ async def test_handler_past_its_timeout_is_cancelled_retried_and_dead_lettered(
     """A hung handler is cut off after its timeout (the step's, or --handler-timeout),
     logged with its step and trace, retried, then dead-lettered as timed out."""
     own = ", timeout=0.2" if where == "step" else ""
-    steps = write_steps({
-        "emit_step.py": EMIT, "seen.py": SEEN,
-        "hang_step.py": step("Hang", f'EventConfig(name="Hang", subscribes=["hang"], '
-                                     f"max_attempts=2{own})", HANG)})
+    steps = write_steps(with_emit(event_step("Hang", "hang", HANG, f"max_attempts=2{own}")))
     client = await make_client(Settings(
         steps_dir=steps, store="memory", dev=True, retry_backoff=0.01, shutdown_timeout=1.0,
         handler_timeout=0.2 if where == "flag" else None))
@@ -223,13 +229,10 @@ async def test_a_steps_own_timeout_beats_the_flag(
     write_steps: WriteSteps, make_client: ClientFactory
 ) -> None:
     """A step with timeout=30 finishes a run that the flag's 0.1 s would cut off."""
-    steps = write_steps({
-        "emit_step.py": EMIT, "seen.py": SEEN,
-        "slow_step.py": step("Slow", 'EventConfig(name="Slow", subscribes=["hang"], '
-                                     "timeout=30)", '''
+    steps = write_steps(with_emit(event_step("Slow", "hang", '''
     await asyncio.sleep(0.3)
     seen.CANCELLED.append("finished")  # not cancelled: the list names what ended how
-''')})
+''', "timeout=30")))
     client = await make_client(Settings(steps_dir=steps, store="memory", dev=True,
                                         handler_timeout=0.1))
     await emit(client, "hang")
@@ -241,11 +244,8 @@ async def test_step_concurrency_limits_only_that_step(
     write_steps: WriteSteps, make_client: ClientFactory
 ) -> None:
     """concurrency=1 runs that step's events one at a time while another step runs."""
-    steps = write_steps({
-        "emit_step.py": EMIT, "seen.py": SEEN,
-        "serial_step.py": step("Serial", 'EventConfig(name="Serial", subscribes=["serial"], '
-                                         "concurrency=1)", SERIAL),
-        "free_step.py": step("Free", 'EventConfig(name="Free", subscribes=["free"])', FREE)})
+    steps = write_steps(with_emit(event_step("Serial", "serial", SERIAL, "concurrency=1"),
+                                  event_step("Free", "free", FREE)))
     client = await make_client(Settings(steps_dir=steps, store="memory", dev=True,
                                         max_concurrent_handlers=8))
     for _ in range(5):
@@ -256,6 +256,44 @@ async def test_step_concurrency_limits_only_that_step(
     assert seen().PEAK == {"Serial": 1, "Free": 1}
     # Free started while the first Serial run was waiting for it: they overlapped.
     assert calls("Free")[0] < calls("Serial")[1]
+
+
+BURST = '''
+from typing import Any
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+config = ApiRouteConfig(name="Burst", path="/burst", method="POST",
+                        emits=["backlog", "other"])
+
+async def handler(req: ApiRequest[Any], ctx: FlowContext) -> ApiResponse:
+    for n in range(50):
+        await ctx.emit("backlog", {"n": n})
+    await ctx.emit("other", {})
+    return ApiResponse(status=202, body={})
+'''
+
+
+async def test_a_limited_steps_backlog_does_not_starve_the_others(
+    write_steps: WriteSteps, make_client: ClientFactory, make_settings: MakeSettings
+) -> None:
+    """50 queued events of a concurrency=1 step, then one of another step, with four
+    handler slots: the other step's event runs long before the backlog has drained, as
+    events waiting for their step's turn stay queued instead of filling the slots."""
+    steps = write_steps({
+        "burst_step.py": BURST, "seen.py": SEEN,
+        "backlog_step.py": step("Backlog", 'EventConfig(name="Backlog", '
+                                           'subscribes=["backlog"], concurrency=1)',
+                                TRACK.format("        await asyncio.sleep(0.02)")),
+        "other_step.py": step("Other", 'EventConfig(name="Other", subscribes=["other"])',
+                              "    pass")})
+    client = await make_client(make_settings(steps, max_concurrent_handlers=4))
+    assert (await client.post("/burst", json={})).status == 202
+    await eventually(lambda: len(calls("Backlog")) == 50, within=30,
+                     what="the backlog handled")
+    order = [name for name, _, _ in seen().CALLS]
+    assert order.count("Other") == 1
+    assert order.index("Other") < 25, order  # half the backlog still queued behind it
+    assert seen().PEAK["Backlog"] == 1
 
 
 async def test_cron_step_timeout_and_attempts(
@@ -290,8 +328,7 @@ async def test_cron_step_timeout_and_attempts(
 def test_bad_settings_are_load_errors(write_steps: WriteSteps, setting: str,
                                       expected: str) -> None:
     """A bad per-step setting stops the load, naming the file, the field and the rule."""
-    steps = write_steps({"seen.py": SEEN, "bad_step.py": step(
-        "Bad", f'EventConfig(name="Bad", subscribes=["x"], {setting})', "    pass")})
+    steps = write_steps({"seen.py": SEEN, **event_step("Bad", "x", "    pass", setting)})
     with pytest.raises(LoadErrors) as caught:
         load_project(steps)
     [error] = caught.value.errors
