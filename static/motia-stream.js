@@ -2,8 +2,9 @@
 //
 //   import { subscribeItem, subscribeGroup } from "/static/motia-stream.js";
 //   const stop = subscribeItem("openai", traceId, "message", (item) => render(item));
-//   subscribeGroup("progress", groupId, (items) => renderTable(items));
-//   stop();  // unsubscribe
+//   const rows = subscribeGroup("progress", groupId, (items) => renderTable(items), { sortKey: "done" });
+//   rows.onEvent("progress-note", (data) => toast(data));  // custom events of one type
+//   stop();  // unsubscribe (or stop.close())
 //
 // Every subscription of a client shares ONE EventSource on
 // `GET /streams?sub=<stream>/<group>/<id>&sub=<stream>/<group>`. When the set of
@@ -83,14 +84,22 @@ export class MotiaStreamClient {
     this.statusDetail = null;
   }
 
-  /** Follow one item: `onChange(item)` on every snapshot, `onChange(null)` when deleted. */
+  /**
+   * Follow one item: `onChange(item)` on every snapshot, `onChange(null)` when deleted.
+   * Returns a subscription: call it (or its `close()`) to unsubscribe; `onEvent(type, fn)`.
+   */
   subscribeItem(stream, group, id, onChange, { onEvent = null, onError = null } = {}) {
-    return this._subscribe(stream, group, id, { onChange, onEvent, onError });
+    return this._subscribe(stream, group, id, { onChange, onEvent, onError, sortKey: null });
   }
 
-  /** Follow a group: `onChange(items)` with every item, oldest first, after each change. */
-  subscribeGroup(stream, group, onChange, { onEvent = null, onError = null } = {}) {
-    return this._subscribe(stream, group, null, { onChange, onEvent, onError });
+  /**
+   * Follow a group: `onChange(items)` with every item after each change, oldest first, or
+   * ordered by `sortKey` (a field name, or a function of an item giving its key).
+   * Returns a subscription, as `subscribeItem` does.
+   */
+  subscribeGroup(stream, group, onChange, { sortKey = null, onEvent = null, onError = null } = {}) {
+    checkSortKey(sortKey);
+    return this._subscribe(stream, group, null, { onChange, onEvent, onError, sortKey });
   }
 
   /** Call `listener(status, detail)` whenever the connection's status changes. */
@@ -128,12 +137,13 @@ export class MotiaStreamClient {
       queueMicrotask(() => {
         if (!sub.listeners.has(listener)) return;
         if (sub.failed && listener.onError) safely(listener.onError, sub.failed);
-        else if (sub.state !== undefined) safely(listener.onChange, this._value(sub));
+        else if (sub.state !== undefined) safely(listener.onChange, sortItems(this._value(sub), listener.sortKey));
       });
     }
+    listener.handlers = new Map(); // event type -> Set of fn(data, event)
     sub.listeners.add(listener);
     let active = true;
-    return () => {
+    const subscription = () => {
       if (!active) return;
       active = false;
       sub.listeners.delete(listener);
@@ -142,6 +152,12 @@ export class MotiaStreamClient {
         this._schedule();
       }
     };
+    // A function, so `const stop = subscribeItem(...); stop()` goes on working, with the
+    // methods of Motia's subscription objects on it.
+    subscription.close = subscription;
+    subscription.onEvent = (type, fn) => onEventOf(listener.handlers, type, fn);
+    subscription.offEvent = (type, fn) => listener.handlers.get(type)?.delete(fn);
+    return subscription;
   }
 
   _value(sub) {
@@ -262,15 +278,16 @@ export class MotiaStreamClient {
     }
     const event = { stream, group, id: id ?? null, type, data };
     for (const sub of targets) {
-      for (const listener of sub.listeners) {
+      for (const listener of [...sub.listeners]) {
         if (listener.onEvent) safely(listener.onEvent, event);
+        for (const fn of [...(listener.handlers.get(type) ?? [])]) safely(fn, data, event);
       }
     }
   }
 
   _notify(sub) {
     const value = this._value(sub);
-    for (const listener of [...sub.listeners]) safely(listener.onChange, value);
+    for (const listener of [...sub.listeners]) safely(listener.onChange, sortItems(value, listener.sortKey));
   }
 
   async _diagnose(source, url, keys) {
@@ -327,6 +344,42 @@ export class MotiaStreamClient {
     this.statusDetail = detail;
     for (const listener of this._statusListeners) safely(listener, status, detail);
   }
+}
+
+/** Register `fn(data, event)` for custom events of `type`; returns the function that removes it. */
+function onEventOf(handlers, type, fn) {
+  if (typeof type !== "string" || typeof fn !== "function") {
+    throw new TypeError("motia-stream: onEvent(type, fn) takes an event type (a string) and a function");
+  }
+  if (!handlers.has(type)) handlers.set(type, new Set());
+  handlers.get(type).add(fn);
+  return () => handlers.get(type)?.delete(fn);
+}
+
+function checkSortKey(sortKey) {
+  if (sortKey === null || sortKey === undefined || typeof sortKey === "string" || typeof sortKey === "function") return;
+  throw new TypeError(`motia-stream: sortKey must be a field name or a function of an item, got ${JSON.stringify(sortKey)}`);
+}
+
+/**
+ * `items` ordered by `sortKey` (a field name, or a function of an item giving its key), or
+ * as they are when there is none. Numbers compare as numbers, anything else as text
+ * (`localeCompare`, as Motia's client); items without a key come last; ties keep their
+ * order (oldest first). Returns a new array.
+ */
+export function sortItems(items, sortKey = null) {
+  if (sortKey === null || sortKey === undefined) return items;
+  checkSortKey(sortKey);
+  const keyOf = typeof sortKey === "function" ? sortKey : (item) => item?.[sortKey];
+  return items.map((item) => [keyOf(item), item]).sort(([a], [b]) => compareKeys(a, b)).map(([, item]) => item);
+}
+
+function compareKeys(a, b) {
+  const aMissing = a === null || a === undefined;
+  const bMissing = b === null || b === undefined;
+  if (aMissing || bMissing) return Number(aMissing) - Number(bMissing);
+  if (typeof a === "number" && typeof b === "number") return a < b ? -1 : a > b ? 1 : 0;
+  return String(a).localeCompare(String(b));
 }
 
 /** Fetch a feed URL once to learn why it was refused: `{ok: true}` or `{ok: false, error}`. */

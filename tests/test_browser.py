@@ -264,6 +264,70 @@ async def test_client_hands_custom_events_to_on_event(
     assert await page.evaluate("groupEvents") == ["room", "ping"]
 
 
+async def test_client_hands_each_event_type_to_its_own_handlers(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """`subscription.onEvent(type, fn)` hears that type only, with the data (and the event);
+    the function it returns removes it; the `onEvent` option still hears every type."""
+    progress = client.app[RUNTIME].streams["progress"]
+    await page.goto(str(client.make_url("/static/motia-stream.js")))
+    await page.evaluate("""async () => {
+      const m = await import("/static/motia-stream.js");
+      window.heard = {ping: [], pong: [], all: [], group: []};
+      window.ready = false;
+      m.defaultClient.addStatusListener((status) => { if (status === "open") ready = true; });
+      const job = m.subscribeItem("progress", "types", "job", () => {},
+                                  {onEvent: (e) => heard.all.push(e.type)});
+      job.onEvent("ping", (data, event) => heard.ping.push([data, event.id]));
+      window.stopPong = job.onEvent("pong", (data) => heard.pong.push(data));
+      m.subscribeGroup("progress", "types", () => {}).onEvent("ping", (d) => heard.group.push(d));
+    }""")
+    await page.wait_for_function("ready", timeout=WAIT_MS)
+    await progress.send(StreamChannel("types", "job"), StreamEvent("ping", {"n": 1}))
+    await progress.send(StreamChannel("types", "job"), StreamEvent("pong", "first"))
+    await page.wait_for_function("heard.all.length === 2", timeout=WAIT_MS)
+    await page.evaluate("stopPong()")
+    await progress.send(StreamChannel("types", "job"), StreamEvent("pong", "second"))
+    await progress.send(StreamChannel("types", "job"), StreamEvent("ping", {"n": 2}))
+    await page.wait_for_function("heard.all.length === 4", timeout=WAIT_MS)
+    assert await page.evaluate("heard") == {
+        "ping": [[{"n": 1}, "job"], [{"n": 2}, "job"]], "pong": ["first"],
+        "all": ["ping", "pong", "pong", "ping"], "group": [{"n": 1}, {"n": 2}]}
+
+
+async def test_client_sorts_a_group_by_a_field_or_a_function(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """`sortKey`: each subscriber gets the group in its own order, kept as rows change;
+    numbers compare as numbers, rows without the key come last, ties keep server order."""
+    progress = client.app[RUNTIME].streams["progress"]
+    for id_, status, done in [("x", "b", 10), ("y", "a", 9), ("z", "c", 10)]:
+        await progress.set("sorted", id_, {"status": status, "done": done, "total": 20})
+    await page.goto(str(client.make_url("/static/motia-stream.js")))
+    await page.evaluate("""async () => {
+      const m = await import("/static/motia-stream.js");
+      window.orders = {byDone: [], byStatus: [], asListed: []};
+      const ids = (name) => (items) => orders[name].push(items.map((i) => i.id).join(""));
+      m.subscribeGroup("progress", "sorted", ids("byDone"), {sortKey: "done"});
+      m.subscribeGroup("progress", "sorted", ids("byStatus"), {
+        sortKey: (i) => (i.status === "c" ? null : i.status)});
+      m.subscribeGroup("progress", "sorted", ids("asListed"));
+      try {
+        m.subscribeGroup("progress", "sorted", () => {}, {sortKey: 3});
+      } catch (err) { window.refused = err.message; }
+    }""")
+    await page.wait_for_function("orders.byStatus.length === 1", timeout=WAIT_MS)
+    assert await page.evaluate("orders") == {"byDone": ["yxz"], "byStatus": ["yxz"],
+                                             "asListed": ["xyz"]}
+    assert "sortKey must be a field name or a function" in await page.evaluate("refused")
+    await progress.set("sorted", "w", {"status": "0", "done": 1, "total": 20})
+    await progress.set("sorted", "y", {"status": "d", "done": 11, "total": 20})
+    await page.wait_for_function("orders.byStatus.length === 3", timeout=WAIT_MS)
+    assert await page.evaluate("orders") == {
+        "byDone": ["yxz", "wyxz", "wxzy"], "byStatus": ["yxz", "wyxz", "wxyz"],
+        "asListed": ["xyz", "xyzw", "xyzw"]}
+
+
 async def test_client_reconnects_after_a_server_restart(
     page: Page, server_process: Callable[..., ServerProcess], tmp_path: Path,
     write_steps: WriteSteps
