@@ -32,29 +32,28 @@ def workbench_served(settings: Settings) -> bool:
 
 def guard(handler: Handler, token: str | None) -> Handler:
     """`handler`, answering 401 JSON to a request without the token (if there is one)."""
-    if token is None:
-        return handler
-
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        if _presents(request, token):
-            return await handler(request)
-        return error_response(401, "workbench token required", [
-            "send Authorization: Bearer <token>, or open the workbench page to log in"],
-            _CHALLENGE)
-
-    return guarded
+    return _guarded(handler, token, lambda: error_response(401, "workbench token required", [
+        "send Authorization: Bearer <token>, or open the workbench page to log in"],
+        _CHALLENGE))
 
 
 def guard_page(handler: Handler, token: str | None) -> Handler:
     """The page's `handler`, or the login form for a browser without the token."""
+    return _guarded(handler, token, lambda: _login_page(
+        "This workbench asks for its token (--workbench-token).", "__motia/login"))
+
+
+def _guarded(handler: Handler, token: str | None,
+             refuse: Callable[[], web.StreamResponse]) -> Handler:
+    """`handler` for a request that presents `token` (all of them without one); `refuse()`
+    for any other. One check, so the API and the page cannot drift apart."""
     if token is None:
         return handler
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         if _presents(request, token):
             return await handler(request)
-        return _login_page("This workbench asks for its token (--workbench-token).",
-                           "__motia/login")
+        return refuse()
 
     return guarded
 
