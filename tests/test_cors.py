@@ -50,6 +50,13 @@ def _cors_settings(settings: Settings) -> Settings:
     return attrs.evolve(settings, cors_origins=(PAGES,))
 
 
+@pytest.fixture(name="cors_client")
+async def _cors_client(make_client: ClientFactory,
+                       cors_settings: Settings) -> TestClient[Any, Any]:
+    """The example steps on a real socket, letting pages on PAGES in."""
+    return await make_client(cors_settings)
+
+
 async def test_without_the_flag_nothing_changes(client: TestClient[Any, Any]) -> None:
     """No origins: a preflight is a 405 as before, answers and feeds carry no CORS header."""
     answer = await client.options("/jobs", headers=preflight(PAGES))
@@ -65,11 +72,10 @@ async def test_without_the_flag_nothing_changes(client: TestClient[Any, Any]) ->
 
 
 async def test_preflight_answers_no_content_with_what_is_allowed(
-    make_client: ClientFactory, cors_settings: Settings
+    cors_client: TestClient[Any, Any]
 ) -> None:
     """A listed origin's preflight: 204 naming the methods, the headers and the origin."""
-    client = await make_client(cors_settings)
-    answer = await client.options("/jobs", headers=preflight(PAGES))
+    answer = await cors_client.options("/jobs", headers=preflight(PAGES))
     assert answer.status == 204
     assert await answer.read() == b""
     found = cors_headers(answer)
@@ -81,50 +87,48 @@ async def test_preflight_answers_no_content_with_what_is_allowed(
     assert "access-control-allow-credentials" not in found
     assert answer.headers["Vary"] == "Origin"
     # A feed's preflight (a client sending Last-Event-ID itself) is answered the same way.
-    feed = await client.options("/streams", headers=preflight(PAGES, "GET", "last-event-id"))
+    feed = await cors_client.options("/streams", headers=preflight(PAGES, "GET", "last-event-id"))
     assert feed.status == 204
     assert cors_headers(feed)["access-control-allow-origin"] == PAGES
 
 
 async def test_answers_and_feeds_name_the_origin_and_expose_the_trace_id(
-    make_client: ClientFactory, cors_settings: Settings
+    cors_client: TestClient[Any, Any]
 ) -> None:
     """An API answer and every kind of feed carry Allow-Origin; x-trace-id is readable."""
-    client = await make_client(cors_settings)
-    posted = await client.post("/jobs", json=JOB, headers={"Origin": PAGES})
+    posted = await cors_client.post("/jobs", json=JOB, headers={"Origin": PAGES})
     assert posted.status == 200
     found = cors_headers(posted)
     assert found["access-control-allow-origin"] == PAGES
     assert "x-trace-id" in found["access-control-expose-headers"].split(",")
     assert "Origin" in posted.headers.getall("Vary")
     for path in ("/streams/progress/g/x", "/streams/progress/g", "/streams?sub=progress/g"):
-        feed = await feed_headers(client, path, PAGES)
+        feed = await feed_headers(cors_client, path, PAGES)
         assert cors_headers(feed)["access-control-allow-origin"] == PAGES, path
     # A refusal is readable too, so that the page can show why.
-    refused = await client.get("/streams/nope/g/x", headers={"Origin": PAGES})
+    refused = await cors_client.get("/streams/nope/g/x", headers={"Origin": PAGES})
     assert refused.status == 404
     assert cors_headers(refused)["access-control-allow-origin"] == PAGES
     # A page elsewhere imports the client library from the server.
-    library = await client.get("/static/motia-stream.js", headers={"Origin": PAGES})
+    library = await cors_client.get("/static/motia-stream.js", headers={"Origin": PAGES})
     assert library.status == 200
     assert cors_headers(library)["access-control-allow-origin"] == PAGES
 
 
 async def test_an_origin_not_listed_gets_no_allow_header(
-    make_client: ClientFactory, cors_settings: Settings
+    cors_client: TestClient[Any, Any]
 ) -> None:
     """Another origin's preflight is refused; its requests are answered without CORS headers."""
-    client = await make_client(cors_settings)
-    answer = await client.options("/jobs", headers=preflight(OTHER))
+    answer = await cors_client.options("/jobs", headers=preflight(OTHER))
     assert answer.status == 403
     assert cors_headers(answer) == {}
-    posted = await client.post("/jobs", json=JOB, headers={"Origin": OTHER})
+    posted = await cors_client.post("/jobs", json=JOB, headers={"Origin": OTHER})
     assert posted.status == 200  # the server answers; the browser keeps it from the page
     assert cors_headers(posted) == {}
-    feed = await feed_headers(client, "/streams/progress/g/x", OTHER)
+    feed = await feed_headers(cors_client, "/streams/progress/g/x", OTHER)
     assert cors_headers(feed) == {}
     # Nor may a listed origin send a header that is not allowed.
-    odd = await client.options("/jobs", headers=preflight(PAGES, headers="x-odd"))
+    odd = await cors_client.options("/jobs", headers=preflight(PAGES, headers="x-odd"))
     assert odd.status == 403
     assert cors_headers(odd) == {}
 
