@@ -31,7 +31,8 @@ Record = dict[str, Any]
 
 # The API step emits `count` events over `groups` groups: event i is seq i // groups of
 # group "g<i % groups>". `fail` ("g3/4": n) makes that event fail its first n tries;
-# `gate_seq` makes each group's event of that seq wait for the file `gate` to exist.
+# `gate_seq` makes each group's event of that seq wait for the file `gate` to exist, and
+# `hold_seq` makes it take `hold` seconds.
 EMIT_STEP = '''
 import attrs
 from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
@@ -42,6 +43,8 @@ class Batch:
     groups: int
     fail: dict[str, int] = attrs.field(factory=dict)
     gate_seq: int = -1
+    hold_seq: int = -1
+    hold: float = 0.0
 
 config = ApiRouteConfig(name="EmitOrdered", path="/ordered", method="POST",
                         emits=["ordered"], body_schema=Batch)
@@ -52,7 +55,8 @@ async def handler(req: ApiRequest[Batch], ctx: FlowContext) -> ApiResponse:
         group, seq = f"g{i % batch.groups}", i // batch.groups
         await ctx.emit("ordered", {"group": group, "seq": seq,
                                    "fail_times": batch.fail.get(f"{group}/{seq}", 0),
-                                   "gated": seq == batch.gate_seq},
+                                   "gated": seq == batch.gate_seq,
+                                   "hold": batch.hold if seq == batch.hold_seq else 0.0},
                        message_group_id=group)
     return ApiResponse(status=202, body={"emitted": batch.count})
 '''
@@ -69,6 +73,7 @@ class Ordered:
     seq: int
     fail_times: int = 0
     gated: bool = False
+    hold: float = 0.0
 
 config = EventConfig(name={name!r}, subscribes=["ordered"], input=Ordered)
 LOG = {log!r}
@@ -88,7 +93,7 @@ async def handler(input: Ordered, ctx: FlowContext) -> None:
         if os.path.exists(GATE):
             break
         await asyncio.sleep(0.01)
-    await asyncio.sleep(random.uniform(0, 0.02))
+    await asyncio.sleep(input.hold + random.uniform(0, 0.02))
     failed = TRIES[key] <= input.fail_times
     write(phase="end", group=input.group, seq=input.seq, start=start, end=time.time(),
           failed=failed)
@@ -214,6 +219,7 @@ async def test_a_failing_event_holds_its_group(
         response = await session.get(f"{server.url}/__motia/dead-letters")
         [dead] = await response.json()
     assert (dead["data"]["group"], dead["data"]["seq"], dead["attempts"]) == ("g5", 2, 3)
+    assert dead["group"] == "g5"  # the message group it was emitted with
 
 
 async def test_two_processes_one_killed_midway(
@@ -246,6 +252,23 @@ async def test_two_processes_one_killed_midway(
     assert {r["group"] for r in ends if r["seq"] == 10 and r["pid"] == survivor.pid} \
         >= taken_over
     assert groups_overlap(ends)
+
+
+async def test_a_long_handler_keeps_its_claim(
+        write_steps: WriteSteps, tmp_path: Path, server_process: MakeServer,
+        redis_server: RedisServer) -> None:
+    """Two servers on one Redis with a 1 s visibility timeout: a grouped handler taking
+    3 s renews its claim while it runs, so no process takes it over; it runs once, and
+    its group's next events run after it, in order."""
+    steps, logs = project(write_steps, tmp_path)
+    log = logs["Record"]
+    args = ["--steps", str(steps), "--redis", redis_server.url, "--redis-prefix",
+            f"test-{uuid.uuid4().hex[:10]}", "--visibility-timeout", "1"]
+    servers = [server_process(*args).start(), server_process(*args).start()]
+    await emit(servers[0], count=3, groups=1, hold_seq=0, hold=3.0)
+    await all_done(log, 3)
+    assert [r["seq"] for r in records(log, "start")] == [0, 1, 2]
+    check_groups(records(log), groups=1, per_group=3)
 
 
 # The queues themselves: what each backend hands out, and when.
@@ -337,6 +360,32 @@ async def test_late_settle_of_a_taken_over_event(redis_server: RedisServer) -> N
     assert got == [1, 2]
     assert await take(other, 1.5) is None
     assert await take(slow, 0.5) is None
+    await redis.aclose()
+
+
+async def test_a_renewed_claim_is_not_taken_over(redis_server: RedisServer) -> None:
+    """extend() keeps a held event (grouped or not) from being claimed by another process
+    past the visibility timeout; once renewals stop it is taken over as before, and a
+    late extend() does not take it back."""
+    redis = Redis.from_url(redis_server.url)
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    slow = RedisQueue(redis, prefix, ["Step"], FAST, visibility_timeout=0.4, consumer="slow")
+    other = RedisQueue(redis, prefix, ["Step"], FAST, visibility_timeout=0.4,
+                       consumer="other")
+    for group in ("a", None):
+        await slow.put(event(0, group))
+        held = await take(slow)
+        assert held is not None
+        for _ in range(8):  # 1.2 s in all: three visibility timeouts
+            await slow.extend(held)
+            assert await take(other, 0.15) is None
+        rerun = await take(other, 10)
+        assert rerun is not None
+        assert rerun.data == held.data
+        await slow.extend(held)
+        [pending] = await redis.xpending_range(f"{prefix}:queue:Step", "workers", "-", "+", 10)
+        assert pending["consumer"] == b"other"
+        await other.ack(rerun)
     await redis.aclose()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 import attrs
 
 from motia_sse.metrics.meters import Meters
@@ -22,8 +24,19 @@ class CountedQueue:
         await self._queue.put(delivery)
         self._meters.queued[delivery.step] += 1
 
-    async def get(self) -> Delivery:
-        return await self._queue.get()
+    @property
+    def claim_timeout(self) -> float | None:
+        """The wrapped queue's."""
+        return self._queue.claim_timeout
+
+    async def get(self, skip: AbstractSet[str] = frozenset()) -> Delivery:
+        return await self._queue.get(skip)
+
+    async def wake(self) -> None:
+        await self._queue.wake()
+
+    async def extend(self, delivery: Delivery) -> None:
+        await self._queue.extend(delivery)
 
     async def ack(self, delivery: Delivery) -> None:
         await self._queue.ack(delivery)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 import attrs
@@ -38,6 +39,8 @@ class DeadLetter:
     attempts: int
     error: str
     failed_at: float
+    # The event's message group (None: ungrouped); last, so older records still load.
+    group: str | None = None
 
 
 @attrs.frozen
@@ -66,8 +69,27 @@ class EventQueue(Protocol):
         """Enqueue; returns once the delivery is accepted."""
         ...
 
-    async def get(self) -> Delivery:
-        """Wait for the next delivery; it stays the caller's until ack or fail."""
+    @property
+    def claim_timeout(self) -> float | None:
+        """Seconds a delivery handed out stays the caller's without `extend`, before
+        another process may take it over; None: until the process ends."""
+        ...
+
+    async def get(self, skip: AbstractSet[str] = frozenset()) -> Delivery:
+        """Wait for the next delivery; it stays the caller's until ack or fail.
+
+        `skip`: steps whose deliveries stay queued (for other processes, or for later),
+        a live set re-read on each look; `wake` makes a waiting get() look again."""
+        ...
+
+    async def wake(self) -> None:
+        """A step left `skip`: a waiting get() looks again now."""
+        ...
+
+    async def extend(self, delivery: Delivery) -> None:
+        """The caller still holds the delivery: its claim starts a new `claim_timeout`.
+
+        A delivery another process has taken over meanwhile stays with that one."""
         ...
 
     async def ack(self, delivery: Delivery) -> None:

@@ -15,15 +15,23 @@ claimed after the visibility timeout like any entry, and its head runs again (at
 once, still in order). A token whose event is no longer the head (its handler outlived
 the visibility timeout and another took over) is dropped unrun, and the pop checks the
 head's id, so a late settle cannot pop an event that has not run.
+
+Long handlers: the worker renews the claim of each delivery it holds (`extend`, an
+XCLAIM to itself that restarts the entry's idle time), so only a silent process's
+entries are taken over. Skipped steps: get() reads only the other steps' streams, so a
+step at its concurrency limit leaves its entries to processes with room; `wake` cuts a
+blocked read short (CLIENT UNBLOCK) when a step has room again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
 import uuid
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
@@ -32,43 +40,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from motia_sse.queue.base import DeadLetter, Delivery, RetryPolicy
+from motia_sse.queue.redis_scripts import ADVANCE, EXTEND, PROMOTE, PUT_GROUPED
 
 GROUP = "workers"
 MAX_DEAD_LETTERS = 10_000
-
-# Move due retries back to their streams, atomically, so two processes cannot both.
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
-for _, member in ipairs(due) do
-    local stream, fields = string.match(member, '^([^\\n]*)\\n(.*)$')
-    redis.call('XADD', stream, '*', 'd', fields)
-    redis.call('ZREM', KEYS[1], member)
-end
-return #due
-"""
-
-# Queue a grouped event; the first of an empty line also gets the line's token.
-_PUT_GROUPED = """
-if redis.call('RPUSH', KEYS[1], ARGV[1]) == 1 then
-    redis.call('XADD', KEYS[2], '*', 'd', ARGV[2])
-end
-"""
-
-# The line's head (ARGV[1] its id) is settled: pop it, and give the next head a token.
-_ADVANCE = """
-local head = redis.call('LINDEX', KEYS[1], 0)
-if not head or string.sub(head, 1, #ARGV[1] + 1) ~= ARGV[1] .. '\\n' then
-    return 0
-end
-redis.call('LPOP', KEYS[1])
-local next = redis.call('LINDEX', KEYS[1], 0)
-if next then
-    local id = string.match(next, '^([^\\n]*)\\n')
-    redis.call('XADD', KEYS[2], '*', 'd', cjson.encode({s = ARGV[2], g = ARGV[3], i = id,
-                                                        a = 1}))
-end
-return 1
-"""
 
 
 def _encode(delivery: Delivery, nonce: str | None = None) -> bytes:
@@ -113,17 +88,28 @@ class RedisQueue:
     visibility_timeout: float = 60.0
     _consumer: str = attrs.field(
         factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    # Entries read (or claimed) and not handed out yet: a skipped step's wait here.
     _buffer: list[Delivery] = attrs.field(factory=list)
     _ready: bool = False
     _last_upkeep: float = 0.0
+    # The connection of the blocking read under way, which `wake` unblocks.
+    _reader_id: int | None = None
+    _woken: asyncio.Event = attrs.field(factory=asyncio.Event)
     _promote: Any = attrs.field(init=False)
     _put_grouped: Any = attrs.field(init=False)
     _advance: Any = attrs.field(init=False)
+    _extend: Any = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._promote = self._redis.register_script(_PROMOTE)
-        self._put_grouped = self._redis.register_script(_PUT_GROUPED)
-        self._advance = self._redis.register_script(_ADVANCE)
+        self._promote = self._redis.register_script(PROMOTE)
+        self._put_grouped = self._redis.register_script(PUT_GROUPED)
+        self._advance = self._redis.register_script(ADVANCE)
+        self._extend = self._redis.register_script(EXTEND)
+
+    @property
+    def claim_timeout(self) -> float | None:
+        """The visibility timeout: a claim not renewed for that long is taken over."""
+        return self.visibility_timeout
 
     def _stream(self, step: str) -> str:
         return f"{self._prefix}:queue:{step}"
@@ -149,18 +135,37 @@ class RedisQueue:
         await self._put_grouped(keys=[self._line(delivery.step, delivery.group), stream],
                                 args=[_line_entry(grouped), _encode(grouped)])
 
-    async def get(self) -> Delivery:
+    async def get(self, skip: AbstractSet[str] = frozenset()) -> Delivery:
         await self._ensure_groups()
         while True:
-            while not self._buffer:
-                await self._upkeep()
-                self._buffer += await self._read()
-            delivery = self._buffer.pop(0)
+            delivery = self._buffered(skip)
+            while delivery is None:
+                self._woken.clear()
+                await self._upkeep(skip)
+                self._buffer += await self._read(skip)
+                delivery = self._buffered(skip)
             if delivery.group is None:
                 return delivery
             head = await self._head(delivery)
             if head is not None:
                 return head
+
+    def _buffered(self, skip: AbstractSet[str]) -> Delivery | None:
+        """The first buffered delivery of a step not skipped, taken out of the buffer."""
+        for i, delivery in enumerate(self._buffer):
+            if delivery.step not in skip:
+                return self._buffer.pop(i)
+        return None
+
+    async def wake(self) -> None:
+        self._woken.set()
+        if self._reader_id is not None:
+            # As if the read's block had run out: it returns nothing, and get() looks again.
+            await self._redis.client_unblock(self._reader_id)
+
+    async def extend(self, delivery: Delivery) -> None:
+        stream, entry_id = delivery.receipt
+        await self._extend(keys=[stream], args=[GROUP, self._consumer, entry_id])
 
     async def _head(self, token: Delivery) -> Delivery | None:
         """The event a token stands for, or None (and the token gone) if it is stale."""
@@ -200,7 +205,8 @@ class RedisQueue:
         async with self._redis.pipeline(transaction=True) as pipe:
             if delivery.attempt >= policy.max_attempts:
                 dead = DeadLetter(delivery.step, delivery.topic, delivery.data,
-                                  delivery.trace_id, delivery.attempt, error, time.time())
+                                  delivery.trace_id, delivery.attempt, error, time.time(),
+                                  delivery.group)
                 pipe.xadd(self._dead_key, {"d": orjson.dumps(attrs.asdict(dead))},
                           maxlen=MAX_DEAD_LETTERS, approximate=True)
                 await self._release(pipe, delivery)
@@ -233,26 +239,49 @@ class RedisQueue:
                     raise
         self._ready = True
 
-    async def _read(self) -> list[Delivery]:
+    async def _read(self, skip: AbstractSet[str]) -> list[Delivery]:
         if not self._steps:
             await asyncio.sleep(3600)
             return []
         # Wake up often enough to promote retries and claim abandoned entries.
-        block = int(min(1.0, self.visibility_timeout / 4) * 1000)
-        streams: Any = {self._stream(step): ">" for step in self._steps}
-        replies: Any = await self._redis.xreadgroup(GROUP, self._consumer, streams, count=1,
-                                                    block=block)
+        block = min(1.0, self.visibility_timeout / 4)
+        streams: Any = {self._stream(step): ">" for step in self._steps if step not in skip}
+        if not streams:  # every step skipped: nothing to read until one has room
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), block)
+            return []
+        # Without BLOCK first: a busy queue answers at once, without the reader's id.
+        replies: Any = await self._redis.xreadgroup(GROUP, self._consumer, streams, count=1)
+        if not replies:
+            replies = await self._blocking_read(streams, block)
         return [_decode(stream, entry_id, fields)
                 for stream, entries in replies or [] for entry_id, fields in entries]
 
-    async def _upkeep(self) -> None:
+    async def _blocking_read(self, streams: Any, block: float) -> Any:
+        """XREADGROUP waiting up to `block` s for an entry, on a connection `wake` unblocks."""
+        reader = self._redis.client()  # one pooled connection, named by its id
+        try:
+            self._reader_id = int(await reader.client_id())
+            if self._woken.is_set():  # woken before the id was known: look again now
+                return None
+            return await reader.xreadgroup(GROUP, self._consumer, streams, count=1,
+                                           block=int(block * 1000))
+        finally:
+            self._reader_id = None
+            await reader.aclose()
+
+    async def _upkeep(self, skip: AbstractSet[str]) -> None:
         now = time.time()
         if now - self._last_upkeep < min(1.0, self.visibility_timeout / 4):
             return
         self._last_upkeep = now
         await self._promote(keys=[self._retry_key], args=[now])
+        for waiting in self._buffer:  # still ours, though not handed out yet
+            await self.extend(waiting)
         idle = int(self.visibility_timeout * 1000)
         for step in self._steps:
+            if step in skip:  # its entries wait for a process with room
+                continue
             stream = self._stream(step)
             reply: Any = await self._redis.xautoclaim(stream, GROUP, self._consumer,
                                                       min_idle_time=idle, count=10)

@@ -9,6 +9,9 @@ another row already, and only unheld rows are taken; deleting a group's row (ack
 dead-lettering) unholds the group's next by id, which is emit order. A failing row
 stays its group's head while it waits out its back-off, so the group waits with it;
 after a crash the head is re-offered like any taken row, its group still behind it.
+
+A taken row is re-offered only when the file is opened again, never on a timer, so
+there is no claim to renew. get() passes over the rows of steps it is told to skip.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import attrs
@@ -48,6 +52,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     failed_at REAL NOT NULL
 );
 """
+# Dead letters' groups, added to files of earlier versions as well as new ones.
+_DEAD_GROUPS = "ALTER TABLE dead_letters ADD COLUMN group_id TEXT"
 # Ordered events, added to queue files of earlier versions as well as new ones.
 _GROUPS = """
 ALTER TABLE queue ADD COLUMN group_id TEXT;
@@ -83,6 +89,8 @@ class SqliteQueue:
         columns = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
         if "group_id" not in columns:
             db.executescript(_GROUPS)
+        if "group_id" not in {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}:
+            db.execute(_DEAD_GROUPS)
         db.executescript(_INDEXES)
         db.execute("UPDATE queue SET taken = 0 WHERE taken = 1")
         return cls(db, policy or RetryPolicy())
@@ -104,24 +112,38 @@ class SqliteQueue:
                  0.0, delivery.group, delivery.step, delivery.group))
         self._wake.set()
 
-    async def get(self) -> Delivery:
+    @property
+    def claim_timeout(self) -> float | None:
+        """A taken row is the process's until it ends."""
+        return None
+
+    async def get(self, skip: AbstractSet[str] = frozenset()) -> Delivery:
         while True:
             self._wake.clear()
             now = time.time()
+            skipped = list(skip)
+            others = f" AND step NOT IN ({', '.join('?' * len(skipped))})" if skipped else ""
             row = self._db.execute(
                 "UPDATE queue SET taken = 1 WHERE id = (SELECT id FROM queue"
-                " WHERE held = 0 AND taken = 0 AND available_at <= ? ORDER BY id LIMIT 1)"
+                f" WHERE held = 0 AND taken = 0 AND available_at <= ?{others}"
+                " ORDER BY id LIMIT 1)"
                 " RETURNING id, step, topic, data, trace_id, attempt, group_id",
-                (now,)).fetchone()
+                (now, *skipped)).fetchone()
             if row is not None:
                 return Delivery(row[1], row[2], orjson.loads(row[3]), row[4], row[5],
                                 receipt=row[0], group=row[6])
             (due,) = self._db.execute(
-                "SELECT MIN(available_at) FROM queue WHERE held = 0 AND taken = 0"
-            ).fetchone()
+                f"SELECT MIN(available_at) FROM queue WHERE held = 0 AND taken = 0{others}",
+                skipped).fetchone()
             wait = None if due is None else max(due - now, 0.001)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def wake(self) -> None:
+        self._wake.set()
+
+    async def extend(self, delivery: Delivery) -> None:
+        """Nothing expires: nothing to renew."""
 
     async def ack(self, delivery: Delivery) -> None:
         if delivery.group is None:  # a single statement: no transaction to pay for
@@ -155,9 +177,9 @@ class SqliteQueue:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT INTO dead_letters (step, topic, data, trace_id, attempts, error,"
-                " failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " failed_at, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (delivery.step, delivery.topic, orjson.dumps(delivery.data).decode(),
-                 delivery.trace_id, delivery.attempt, error, time.time()))
+                 delivery.trace_id, delivery.attempt, error, time.time(), delivery.group))
             self._forget(delivery)
             self._db.execute(
                 "DELETE FROM dead_letters WHERE id <= (SELECT MAX(id) FROM dead_letters) - ?",
@@ -165,9 +187,9 @@ class SqliteQueue:
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         rows = self._db.execute(
-            "SELECT step, topic, data, trace_id, attempts, error, failed_at FROM dead_letters"
-            " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [DeadLetter(r[0], r[1], orjson.loads(r[2]), r[3], r[4], r[5], r[6])
+            "SELECT step, topic, data, trace_id, attempts, error, failed_at, group_id"
+            " FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [DeadLetter(r[0], r[1], orjson.loads(r[2]), r[3], r[4], r[5], r[6], r[7])
                 for r in rows]
 
     async def close(self) -> None:

@@ -1,13 +1,12 @@
 """Runs event-step handlers for queued deliveries, a bounded number at a time (in all,
-and per step where the step sets `concurrency`), each within its step's timeout."""
+and per step where the step sets `concurrency`), each within its step's timeout, its
+claim on the queue renewed while it runs."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from typing import Any
 
 import attrs
 
@@ -15,10 +14,12 @@ from motia_sse.converter import structure
 from motia_sse.exceptions import ValidationError
 from motia_sse.metrics.meters import Meters
 from motia_sse.queue.base import Delivery, EventQueue, RetryPolicy
+from motia_sse.run.claim_renewal import renewing
 from motia_sse.run.context import ContextFactory
 from motia_sse.run.handler_call import run_handler
 from motia_sse.run.loader import LoadedStep
 from motia_sse.run.step_settings import StepDefaults, concurrency, handler_timeout, retry_policy
+from motia_sse.run.step_slots import StepSlots
 from motia_sse.run.tracebacks import describe
 from motia_sse.tasks import cancel_and_wait
 
@@ -38,9 +39,8 @@ class Worker:
     # What a step's own max_attempts, backoff and timeout fall back to.
     _defaults: StepDefaults = attrs.field(factory=StepDefaults)
     _running: set[asyncio.Task[None]] = attrs.field(factory=set)
-    # (step, its concurrency) -> its handlers running at once; the limit is in the key
-    # so that a reload changing it starts a fresh count (running ones keep the old).
-    _step_slots: dict[tuple[str, int], asyncio.Semaphore] = attrs.field(factory=dict)
+    # Each step's running handlers; the queue skips the steps at their concurrency.
+    _step_slots: StepSlots = attrs.field(factory=StepSlots)
     _slots: asyncio.Semaphore = attrs.field(init=False)
     _dispatcher: asyncio.Task[None] | None = None
 
@@ -76,7 +76,7 @@ class Worker:
         while True:
             await self._slots.acquire()
             try:
-                delivery = await self._queue.get()
+                delivery = await self._queue.get(self._step_slots.full)
             except Exception as exc:  # the queue's server is away; keep trying
                 self._slots.release()
                 log.warning("cannot take events (%s); retrying in %.1fs", exc, delay)
@@ -87,6 +87,9 @@ class Worker:
                 self._slots.release()
                 raise
             delay = 0.1
+            # Counted now, not when the task starts: the next get() must already skip a
+            # step this delivery fills.
+            self._step_slots.take(delivery.step, self._concurrency(delivery.step))
             name = f"{delivery.step}:{delivery.trace_id}"
             task = asyncio.create_task(self._run(delivery), name=name)
             self._running.add(task)
@@ -97,12 +100,21 @@ class Worker:
         self._slots.release()
 
     async def _run(self, delivery: Delivery) -> None:
+        step = delivery.step
         try:
-            async with self._step_slot(delivery.step):
-                error = await self._handle(delivery)
+            try:
+                async with renewing(self._queue, delivery):
+                    error = await self._handle(delivery)
+            finally:
+                room = self._step_slots.release(step, self._concurrency(step))
             await self._settle(delivery, error)
         except Exception:  # the queue's server is away: the delivery is redelivered later
-            log.exception("cannot settle event %r for %r", delivery.topic, delivery.step)
+            log.exception("cannot settle event %r for %r", delivery.topic, step)
+        if room:
+            try:  # the dispatcher's get() may be waiting without this step
+                await self._queue.wake()
+            except Exception as exc:  # it looks again on its own soon enough
+                log.warning("cannot wake the event queue (%s)", exc)
 
     async def _settle(self, delivery: Delivery, error: str | None) -> None:
         if error is None:
@@ -110,19 +122,15 @@ class Worker:
         else:
             await self._queue.fail(delivery, error, self._policy(delivery.step))
 
-    def _step_slot(self, name: str) -> contextlib.AbstractAsyncContextManager[Any]:
-        """Held while one of the step's handlers runs, if the step limits its concurrency.
+    def _concurrency(self, name: str) -> int | None:
+        """The step's own limit on its handlers at once, if it sets one.
 
-        A delivery waiting here holds its global slot: the queue is one line for all
-        steps, and taking more deliveries than --max-handlers would keep them from
-        other processes (Redis) without running them."""
+        A step at its limit is skipped by the queue rather than parked here: a parked
+        delivery would hold one of the --max-handlers slots (so a deep backlog of one
+        step would starve the others), or, parked without one, be kept from other
+        processes sharing the queue (Redis) without running."""
         step = self._steps.get(name)
-        limit = None if step is None else concurrency(step.config)
-        if limit is None:
-            return contextlib.nullcontext()
-        if (name, limit) not in self._step_slots:
-            self._step_slots[name, limit] = asyncio.Semaphore(limit)
-        return self._step_slots[name, limit]
+        return None if step is None else concurrency(step.config)
 
     def _policy(self, name: str) -> RetryPolicy | None:
         """The step's attempts and back-off; None (the queue's own) for a step now gone."""
