@@ -400,7 +400,7 @@ config = ApiRouteConfig(name="Order", path="/orders", method="POST", emits=["ord
 
 async def handler(req: ApiRequest[Any], ctx: FlowContext) -> ApiResponse:
     ctx.logger.info("order taken")
-    await ctx.emit("ordered", {"sku": "A-1"})
+    await ctx.emit("ordered", {"sku": "A-1"}, message_group_id="shelf-7")
     return ApiResponse(status=202, body={"trace": ctx.trace_id})
 """,
     "fail_event_step.py": """
@@ -438,6 +438,7 @@ async def test_dead_letters_are_listed_and_lead_to_their_logs(
     row = letters.locator(f'tr[data-trace="{trace_id}"]')
     await expect(row).to_contain_text("ShipOrder", timeout=WAIT_MS)
     await expect(row).to_contain_text("RuntimeError: no stock for A-1")
+    await expect(row).to_contain_text("shelf-7")  # its message group
     await expect(row).to_contain_text('{"sku":"A-1"}')
 
     await row.get_by_role("link", name=trace_id[:8]).click()

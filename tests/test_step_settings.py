@@ -285,13 +285,9 @@ async def test_a_limited_steps_backlog_does_not_starve_the_others(
     """50 queued events of a concurrency=1 step, then, once it runs, one of another step,
     with four handler slots: the other step's event runs beside the backlog's first, as
     events waiting for their step's turn stay queued instead of filling the slots."""
-    steps = write_steps({
-        "burst_step.py": BURST, "seen.py": SEEN,
-        "backlog_step.py": step("Backlog", 'EventConfig(name="Backlog", '
-                                           'subscribes=["backlog"], concurrency=1)',
-                                BACKLOG),
-        "other_step.py": step("Other", 'EventConfig(name="Other", subscribes=["other"])',
-                              "    seen.RELEASE_SERIAL.set()")})
+    steps = write_steps({"burst_step.py": BURST, "seen.py": SEEN,
+                         **event_step("Backlog", "backlog", BACKLOG, "concurrency=1"),
+                         **event_step("Other", "other", "    seen.RELEASE_SERIAL.set()")})
     client = await make_client(make_settings(steps, max_concurrent_handlers=4))
     assert (await client.post("/burst/backlog/50")).status == 202
     await eventually(lambda: calls("Backlog"), what="the backlog started")

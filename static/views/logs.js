@@ -241,11 +241,12 @@ function deadLetters(hrefFor) {
     element.dataset.count = String(letters.length);
     fill(meta, `${letters.length} · ${clock()}`);
     fill(body, letters.length ? h("table", { class: "items letters" },
-      h("thead", {}, h("tr", {}, ["failed at", "step", "topic", "attempts", "error", "trace", "data"].map((c) => h("th", {}, c)))),
+      h("thead", {}, h("tr", {}, ["failed at", "step", "topic", "group", "attempts", "error", "trace", "data"].map((c) => h("th", {}, c)))),
       h("tbody", {}, letters.map((l) => h("tr", { dataset: { step: l.step, trace: l.trace_id } },
         h("td", {}, timeOf(l.failed_at)),
         h("td", {}, l.step),
         h("td", {}, chip(l.topic, "topic")),
+        h("td", { class: l.group == null ? "muted" : "" }, l.group ?? "—"),
         h("td", { class: "num" }, String(l.attempts)),
         h("td", { class: "error-text", title: l.error }, l.error),
         h("td", {}, h("a", { href: hrefFor("logs", { trace_id: l.trace_id }), title: "Logs of this trace" }, l.trace_id.slice(0, 8))),
