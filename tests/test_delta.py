@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
@@ -61,7 +63,7 @@ def test_combining_marks_and_cjk_grow() -> None:
     """Text growing inside and around combining marks and CJK."""
     steps = ["", "e", "e\u0301", "e\u0301\u0302", "日e\u0301\u0302", "日本e\u0301x\u0302👍🏽",
              "日本e\u0301x\u0302👍🏽語", "日本\u0301x\u0302👍🏽語"]
-    for old, new in zip(steps, steps[1:]):
+    for old, new in itertools.pairwise(steps):
         check(old, new)
         check(new, old)
 

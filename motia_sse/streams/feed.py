@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from collections import deque
 from collections.abc import Hashable, Iterable
+from typing import ClassVar
 
 import attrs
 from aiohttp.abc import AbstractStreamWriter
@@ -39,6 +40,8 @@ class Feed:
     heartbeats).
     """
 
+    # Whether the client asked for deltas (DeltaFeed): the hub offers it TextFrames.
+    deltas: ClassVar[bool] = False
     _protocol: BaseProtocol
     _writer: AbstractStreamWriter
     _chunked: bool

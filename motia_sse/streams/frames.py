@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import attrs
@@ -23,12 +24,16 @@ class Frame:
     def encode(cls, data: Any, *, event: str | None = None, event_id: str | None = None,
                version: int = 0, kind: str = "") -> Frame:
         """Encode `data` as JSON on one `data:` line (orjson never emits a newline)."""
-        head = b""
-        if event_id is not None:
-            head += b"id: " + event_id.encode() + b"\n"
-        if event is not None:
-            head += b"event: " + event.encode() + b"\n"
-        return cls.of(head + b"data: " + orjson.dumps(data) + b"\n\n", version, kind)
+        return cls.of(_head(event, event_id) + b"data: " + orjson.dumps(data) + b"\n\n",
+                      version, kind)
+
+    @classmethod
+    def lines(cls, lines: Iterable[bytes], *, event: str | None = None,
+              event_id: str | None = None, version: int = 0, kind: str = "") -> Frame:
+        """Already-encoded JSON texts, one `data:` line each: a client's `event.data` is
+        them joined by newlines."""
+        body = b"".join(b"data: " + line + b"\n" for line in lines)
+        return cls.of(_head(event, event_id) + body + b"\n", version, kind)
 
     @classmethod
     def retry(cls, milliseconds: int) -> Frame:
@@ -45,3 +50,31 @@ class Frame:
     def of(cls, raw: bytes, version: int = 0, kind: str = "") -> Frame:
         """Wrap already-encoded SSE bytes."""
         return cls(raw, b"%x\r\n%b\r\n" % (len(raw), raw), version, kind)
+
+
+@attrs.frozen
+class TextFrame(Frame):
+    """For delta feeds: an event that gives the client an item's text (a snapshot), or
+    takes it away (a delete), with the delta a feed may write instead.
+
+    `key` names the item as the hub's offers do: (kind, stream, group, item). `delta`,
+    if not None, turns the text of version `base` into this one."""
+
+    key: Hashable = None
+    base: int = 0
+    delta: Frame | None = None
+
+    @classmethod
+    def of_frame(cls, frame: Frame, key: Hashable, base: int = 0,
+                 delta: Frame | None = None) -> TextFrame:
+        """`frame`'s bytes, with what a delta feed needs to choose."""
+        return cls(frame.raw, frame.chunk, frame.version, frame.kind, key, base, delta)
+
+
+def _head(event: str | None, event_id: str | None) -> bytes:
+    head = b""
+    if event_id is not None:
+        head += b"id: " + event_id.encode() + b"\n"
+    if event is not None:
+        head += b"event: " + event.encode() + b"\n"
+    return head

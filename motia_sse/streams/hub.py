@@ -6,6 +6,8 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from motia_sse.streams.delta_texts import DeltaTexts
+from motia_sse.streams.delta_wire import text_change_frame
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
 from motia_sse.streams.store import Change
@@ -22,8 +24,9 @@ class Subscription(NamedTuple):
 
 
 GroupKey = tuple[str, str]
-# Within a group: (kind, item id) for item subscriptions, (kind, None) for the group.
-Target = tuple[FeedKind, str | None]
+# Within a group: (kind, item id, deltas) for item subscriptions, (kind, None, deltas)
+# for the group; `deltas`: the feeds asked for them (delta=1), and get TextFrames.
+Target = tuple[FeedKind, str | None, bool]
 
 
 @attrs.define
@@ -31,6 +34,10 @@ class Hub:
     """Who listens to what in this process, indexed by stream and group."""
 
     _groups: dict[GroupKey, dict[Target, set[Feed]]] = attrs.field(factory=dict)
+    # The last texts of what delta feeds watch; empty while none does.
+    texts: DeltaTexts = attrs.field(factory=DeltaTexts)
+    # Delta subscriptions open: publishing skips all delta work while it is 0.
+    _delta_subs: int = 0
     # Frames, and their SSE bytes, offered to feeds since start: counted once per change
     # for all its feeds, not per feed (each feed counts what it did not write; feed.py).
     frames_offered: int = 0
@@ -39,17 +46,25 @@ class Hub:
     def subscribe(self, sub: Subscription, feed: Feed) -> None:
         """Offer `feed` every change that `sub` covers, from now on."""
         targets = self._groups.setdefault((sub.stream, sub.group), {})
-        targets.setdefault((sub.kind, sub.item), set()).add(feed)
+        feeds = targets.setdefault((sub.kind, sub.item, feed.deltas), set())
+        if feed.deltas and feed not in feeds:
+            self.texts.watch(sub.stream, sub.group, sub.item)
+            self._delta_subs += 1
+        feeds.add(feed)
 
     def unsubscribe(self, sub: Subscription, feed: Feed) -> None:
         """Stop offering; forgets keys that no feed listens to any more."""
         targets = self._groups.get((sub.stream, sub.group))
-        feeds = targets.get((sub.kind, sub.item)) if targets is not None else None
-        if targets is None or feeds is None:
+        target = (sub.kind, sub.item, feed.deltas)
+        feeds = targets.get(target) if targets is not None else None
+        if targets is None or feeds is None or feed not in feeds:
             return
         feeds.discard(feed)
+        if feed.deltas:
+            self.texts.unwatch(sub.stream, sub.group, sub.item)
+            self._delta_subs -= 1
         if not feeds:
-            del targets[(sub.kind, sub.item)]
+            del targets[target]
             if not targets:
                 del self._groups[(sub.stream, sub.group)]
 
@@ -61,14 +76,30 @@ class Hub:
         if not targets:
             return
         for kind in FeedKind:
-            feeds = targets.get((kind, None if kind.watches_group else change.id))
+            feeds = targets.get((kind, None if kind.watches_group else change.id, False))
             if feeds:
-                frame = change_frame(kind, change, shared)
-                key = (kind, change.stream, change.group_id, change.id)
-                for feed in feeds:
-                    feed.offer(key, frame)
-                self.frames_offered += len(feeds)
-                self.bytes_offered += len(feeds) * len(frame.raw)
+                self._offer(feeds, kind, change, change_frame(kind, change, shared))
+        if self._delta_subs:
+            self._publish_deltas(change, shared, targets)
+
+    def _publish_deltas(self, change: Change, shared: bool,
+                        targets: dict[Target, set[Feed]]) -> None:
+        """Offer delta feeds the change's text and its delta, computed once for all."""
+        revision = self.texts.advance(change)
+        if revision is None:
+            return
+        for kind in FeedKind:
+            feeds = targets.get((kind, None if kind.watches_group else change.id, True))
+            if feeds:
+                self._offer(feeds, kind, change, text_change_frame(kind, change, revision,
+                                                                    shared))
+
+    def _offer(self, feeds: set[Feed], kind: FeedKind, change: Change, frame: Frame) -> None:
+        key = (kind, change.stream, change.group_id, change.id)
+        for feed in feeds:
+            feed.offer(key, frame)
+        self.frames_offered += len(feeds)
+        self.bytes_offered += len(feeds) * len(frame.raw)
 
     def send(self, stream: str, group_id: str, item_id: str | None, event_type: str,
              data: Any) -> None:
@@ -82,7 +113,7 @@ class Hub:
             return
         reached: set[Feed] = set()
         frames: dict[FeedKind, Frame] = {}
-        for (kind, target), feeds in targets.items():
+        for (kind, target, _), feeds in targets.items():
             if target is not None and target != item_id:
                 continue
             fresh = feeds - reached

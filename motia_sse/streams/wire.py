@@ -39,7 +39,8 @@ def _item(item_id: str, data: JsonObject) -> JsonObject:
     return {**data, "id": item_id}
 
 
-def _event_id(kind: FeedKind, version: int, shared: bool) -> str | None:
+def sse_id(kind: FeedKind, version: int, shared: bool) -> str | None:
+    """The `id:` of an event of `version` (None: no `id:` line)."""
     # A multiplexed feed resumes from one version for all its streams; a custom store
     # counts its own versions, which must not move that mark.
     return str(version) if version and (shared or not kind.multiplexed) else None
@@ -47,7 +48,7 @@ def _event_id(kind: FeedKind, version: int, shared: bool) -> str | None:
 
 def change_frame(kind: FeedKind, change: Change, shared: bool = True) -> Frame:
     """The event a subscription of `kind` gets for a committed change."""
-    version, event_id = change.version, _event_id(kind, change.version, shared)
+    version, event_id = change.version, sse_id(kind, change.version, shared)
     where = {"stream": change.stream, "group": change.group_id, "id": change.id}
     if change.data is None:
         name = {FeedKind.ITEM: "delete", FeedKind.MUX_ITEM: "item-delete"}.get(kind, "delete")
@@ -68,7 +69,7 @@ def item_frame(kind: FeedKind, stream: str, item: StoredItem, shared: bool = Tru
     """An item's current snapshot, as sent when a feed opens."""
     assert item.data is not None, "a tombstone has no snapshot"
     data = _item(item.id, item.data)
-    event_id = _event_id(kind, item.version, shared)
+    event_id = sse_id(kind, item.version, shared)
     if kind is FeedKind.ITEM:
         return Frame.encode(data, event_id=event_id, version=item.version)
     body = {"stream": stream, "group": item.group_id, "id": item.id, "data": data}
@@ -79,7 +80,7 @@ def gone_frame(kind: FeedKind, stream: str, group_id: str, item_id: str, version
                shared: bool = True) -> Frame:
     """`delete` for an item a reconnecting client saw and that has gone since
     (`version` is its tombstone's, 0 if the store keeps none)."""
-    event_id = _event_id(kind, version, shared)
+    event_id = sse_id(kind, version, shared)
     if kind is FeedKind.ITEM:
         return Frame.encode({"id": item_id}, event="delete", event_id=event_id,
                             version=version, kind="delete")
@@ -94,7 +95,7 @@ def sync_frame(kind: FeedKind, stream: str, group_id: str, group: GroupSnapshot,
     items = [_item(i.id, i.data) for i in group.items if i.data is not None]
     body: Any = {"stream": stream, "group": group_id, "items": items} if kind.multiplexed \
         else items
-    return Frame.encode(body, event="sync", event_id=_event_id(kind, group.version, shared),
+    return Frame.encode(body, event="sync", event_id=sse_id(kind, group.version, shared),
                         version=group.version)
 
 

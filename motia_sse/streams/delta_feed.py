@@ -1,0 +1,43 @@
+"""A feed whose client asked for deltas (`delta=1`): it remembers what the client holds."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import ClassVar
+
+import attrs
+
+from motia_sse.streams.feed import Feed
+from motia_sse.streams.frames import Frame, TextFrame
+
+
+@attrs.define(eq=False)
+class DeltaFeed(Feed):
+    """Writes a change's delta instead of its snapshot when the client holds its base.
+
+    The choice is made when the bytes go to the socket, in the order they go: the
+    version remembered per item is then exactly the text the client will have, whatever
+    conflation dropped while the feed lagged (a delta whose base was dropped goes out as
+    its snapshot). Frames that are not a `TextFrame` (the initial state, `sync`,
+    custom events) leave the memory alone, so the first change after them is whole."""
+
+    deltas: ClassVar[bool] = True
+    # By the hub's key (kind, stream, group, item): the version of the text the
+    # client holds, as far as this connection sent it.
+    _holds: dict[Hashable, int] = attrs.field(factory=dict)
+
+    def _write(self, frame: Frame) -> None:
+        if isinstance(frame, TextFrame):
+            frame = self._choose(frame)
+        super()._write(frame)
+
+    def _choose(self, frame: TextFrame) -> Frame:
+        held = self._holds.pop(frame.key, None)
+        if frame.kind == "delete":
+            return frame
+        self._holds[frame.key] = frame.version
+        if frame.delta is None or held != frame.base:
+            return frame
+        # The hub counted the snapshot's bytes as offered; count the delta's instead.
+        self.bytes_offset += len(frame.delta.raw) - len(frame.raw)
+        return frame.delta
