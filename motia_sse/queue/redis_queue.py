@@ -40,40 +40,18 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from motia_sse.queue.base import DeadLetter, Delivery, RetryPolicy
-from motia_sse.queue.redis_scripts import ADVANCE, EXTEND, PROMOTE, PUT_GROUPED
+from motia_sse.queue.redis_layout import (
+    ADVANCE,
+    EXTEND,
+    PROMOTE,
+    PUT_GROUPED,
+    decode,
+    encode,
+    line_entry,
+)
 
 GROUP = "workers"
 MAX_DEAD_LETTERS = 10_000
-
-
-def _encode(delivery: Delivery, nonce: str | None = None) -> bytes:
-    """A stream entry's fields: the delivery, or for a grouped one its line's token."""
-    fields: dict[str, Any]
-    if delivery.group is None:
-        fields = {"s": delivery.step, "t": delivery.topic, "d": delivery.data,
-                  "r": delivery.trace_id, "a": delivery.attempt}
-    else:
-        fields = {"s": delivery.step, "g": delivery.group, "i": delivery.event_id,
-                  "a": delivery.attempt}
-    if nonce is not None:
-        fields["n"] = nonce  # keeps equal retries apart in the sorted set
-    return orjson.dumps(fields)
-
-
-def _decode(stream: bytes, entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery:
-    """The delivery, or a token: a grouped delivery whose event is still on its line."""
-    m = orjson.loads(fields[b"d"])
-    if "g" in m:
-        return Delivery(m["s"], "", None, "", m["a"], receipt=(stream, entry_id),
-                        group=m["g"], event_id=m["i"])
-    return Delivery(m["s"], m["t"], m["d"], m["r"], m["a"], receipt=(stream, entry_id))
-
-
-def _line_entry(delivery: Delivery) -> bytes:
-    """A grouped event as its line holds it: its id, a newline, its fields."""
-    assert delivery.event_id is not None
-    fields = {"t": delivery.topic, "d": delivery.data, "r": delivery.trace_id}
-    return delivery.event_id.encode() + b"\n" + orjson.dumps(fields)
 
 
 @attrs.define
@@ -129,11 +107,11 @@ class RedisQueue:
     async def put(self, delivery: Delivery) -> None:
         stream = self._stream(delivery.step)
         if delivery.group is None:
-            await self._redis.xadd(stream, {"d": _encode(delivery)})
+            await self._redis.xadd(stream, {"d": encode(delivery)})
             return
         grouped = attrs.evolve(delivery, event_id=uuid.uuid4().hex)
         await self._put_grouped(keys=[self._line(delivery.step, delivery.group), stream],
-                                args=[_line_entry(grouped), _encode(grouped)])
+                                args=[line_entry(grouped), encode(grouped)])
 
     async def get(self, skip: AbstractSet[str] = frozenset()) -> Delivery:
         await self._ensure_groups()
@@ -213,7 +191,7 @@ class RedisQueue:
             else:
                 retry = attrs.evolve(delivery, attempt=delivery.attempt + 1)
                 due = time.time() + policy.delay(delivery.attempt)
-                member = stream + b"\n" + _encode(retry, uuid.uuid4().hex)
+                member = stream + b"\n" + encode(retry, uuid.uuid4().hex)
                 pipe.zadd(self._retry_key, {member: due})
             pipe.xack(stream, GROUP, entry_id)
             pipe.xdel(stream, entry_id)
@@ -254,7 +232,7 @@ class RedisQueue:
         replies: Any = await self._redis.xreadgroup(GROUP, self._consumer, streams, count=1)
         if not replies:
             replies = await self._blocking_read(streams, block)
-        return [_decode(stream, entry_id, fields)
+        return [decode(stream, entry_id, fields)
                 for stream, entries in replies or [] for entry_id, fields in entries]
 
     async def _blocking_read(self, streams: Any, block: float) -> Any:
@@ -286,5 +264,5 @@ class RedisQueue:
             reply: Any = await self._redis.xautoclaim(stream, GROUP, self._consumer,
                                                       min_idle_time=idle, count=10)
             claimed = reply[1]
-            self._buffer += [_decode(stream.encode(), entry_id, fields)
+            self._buffer += [decode(stream.encode(), entry_id, fields)
                              for entry_id, fields in claimed if fields]
