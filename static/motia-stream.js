@@ -10,6 +10,8 @@
 // `GET /streams?sub=<stream>/<group>/<id>&sub=<stream>/<group>`. When the set of
 // subscriptions changes, the connection is reopened (debounced) with the new set;
 // the browser itself reconnects after a network failure, sending Last-Event-ID.
+// It asks for delta frames (`delta=1`): a changed item comes as the splice from the exact
+// text last received for it, which this client keeps per item (README, "Delta frames").
 // No dependencies, no build step: copy this file or load it from the server.
 
 /** An error the server gave for a subscription (HTTP 4xx/5xx `{"error", "details"}`). */
@@ -64,13 +66,14 @@ export const DEFAULT_URL = new URL(import.meta.url).pathname.endsWith("/static/m
  * errors no subscription's own `onError` heard, `onStatus(status, detail)` with status
  * "idle" | "connecting" | "open" | "reconnecting" | "error". `withCredentials` (default
  * false): send the user's cookies to a server on another origin, which must allow it
- * (`--cors-credentials`).
+ * (`--cors-credentials`). `delta` (default true): ask for delta frames.
  */
 export class MotiaStreamClient {
   constructor({ url = DEFAULT_URL, debounceMs = 25, onError = null, onStatus = null,
-               withCredentials = false } = {}) {
+               withCredentials = false, delta = true } = {}) {
     this.url = url;
     this.withCredentials = withCredentials;
+    this.delta = delta;
     this.debounceMs = debounceMs;
     this.onError = onError;
     this._statusListeners = new Set(onStatus ? [onStatus] : []);
@@ -129,7 +132,10 @@ export class MotiaStreamClient {
     const key = subscriptionPath(stream, group, id);
     let sub = this._subs.get(key);
     if (!sub) {
-      sub = { key, stream, group, id, listeners: new Set(), state: undefined, failed: null };
+      // text: {text, source}, the item's JSON text as received on that EventSource, which
+      // deltas apply to; texts: the same per row, for a group.
+      sub = { key, stream, group, id, listeners: new Set(), state: undefined, failed: null,
+              text: null, texts: new Map() };
       this._subs.set(key, sub);
       this._schedule();
     } else {
@@ -178,6 +184,7 @@ export class MotiaStreamClient {
 
   _urlFor(keys) {
     const params = new URLSearchParams();
+    if (this.delta) params.append("delta", "1");
     for (const key of keys) params.append("sub", key);
     return `${this.url}${this.url.includes("?") ? "&" : "?"}${params}`;
   }
@@ -216,18 +223,20 @@ export class MotiaStreamClient {
       if (source !== this._source) return;
       let data;
       try {
-        data = JSON.parse(event.data);
+        data = parseFrame(event.data);
       } catch (err) {
         console.warn(`motia-stream: ignored ${type} event that is not JSON`, event.data);
         return;
       }
       handle(data);
     });
-    on("item", (d) => this._item(d.stream, d.group, d.id, d.data));
-    on("item-delete", (d) => this._item(d.stream, d.group, d.id, null));
+    on("item", (d) => this._item(d));
+    on("item-delete", (d) => this._item({ ...d, data: null }));
+    on("item-delta", (d) => this._itemDelta(d));
     on("sync", (d) => this._sync(d));
     on("create", (d) => this._upsert(d));
     on("update", (d) => this._upsert(d));
+    on("update-delta", (d) => this._upsertDelta(d));
     on("delete", (d) => this._remove(d));
     on("event", (d) => this._custom(d));
   }
@@ -238,34 +247,77 @@ export class MotiaStreamClient {
     this._sourceKeys = [];
   }
 
-  _item(stream, group, id, data) {
+  _item({ stream, group, id, data, text = null }) {
     const sub = this._subs.get(subscriptionPath(stream, group, id));
     if (!sub) return;
-    const known = sub.state === undefined ? undefined : JSON.stringify(sub.state);
-    if (known !== undefined && known === JSON.stringify(data)) return; // a reopen resends it
+    const same = text !== null && sub.text !== null ? text === sub.text.text
+      : sub.state !== undefined && JSON.stringify(sub.state) === JSON.stringify(data);
+    sub.text = text === null ? null : { text, source: this._source };
+    if (same) return; // a reopen resends it
     sub.state = data;
     this._notify(sub);
+  }
+
+  _itemDelta(delta) {
+    const sub = this._subs.get(subscriptionPath(delta.stream, delta.group, delta.id));
+    if (!sub) return;
+    const patched = this._patched(sub.text, delta, sub.key);
+    if (patched) this._item({ ...delta, ...patched });
   }
 
   _sync({ stream, group, items }) {
     const sub = this._subs.get(subscriptionPath(stream, group));
     if (!sub) return;
     sub.state = new Map((items ?? []).map((item) => [item.id, item]));
+    sub.texts.clear(); // a sync carries no texts: the rows' next changes come whole
     this._notify(sub);
   }
 
-  _upsert({ stream, group, id, data }) {
+  _upsert({ stream, group, id, data, text = null }) {
     const sub = this._subs.get(subscriptionPath(stream, group));
     if (!sub) return;
+    if (text === null) sub.texts.delete(id);
+    else sub.texts.set(id, { text, source: this._source });
     sub.state ??= new Map();
     sub.state.set(id, { ...data, id });
     this._notify(sub);
   }
 
+  _upsertDelta(delta) {
+    const sub = this._subs.get(subscriptionPath(delta.stream, delta.group));
+    if (!sub) return;
+    const patched = this._patched(sub.texts.get(delta.id), delta, `${sub.key} row ${delta.id}`);
+    if (patched) this._upsert({ ...delta, ...patched });
+  }
+
   _remove({ stream, group, id }) {
     const sub = this._subs.get(subscriptionPath(stream, group));
-    if (!sub || !sub.state?.delete(id)) return;
+    if (!sub) return;
+    sub.texts.delete(id);
+    if (!sub.state?.delete(id)) return;
     this._notify(sub);
+  }
+
+  /** `{text, data}`: what `delta` makes of `held`; null (and a fresh connection) if it cannot apply. */
+  _patched(held, delta, what) {
+    // The server sends a delta only against the text it last sent this connection, so
+    // this is a broken promise, not a race: start over from snapshots rather than guess.
+    if (!held || held.source !== this._source) return this._resync(`a delta for ${what} without its text`);
+    const text = applyDelta(held.text, delta);
+    try {
+      return { text, data: JSON.parse(text) };
+    } catch {
+      return this._resync(`a delta for ${what} made text that is not JSON`);
+    }
+  }
+
+  _resync(why) {
+    console.warn(`motia-stream: ${why}; reconnecting for fresh snapshots`);
+    this._closeSource();
+    this._setStatus("reconnecting");
+    this._schedule(this._backoffMs);
+    this._backoffMs = Math.min(this._backoffMs * 2, MAX_BACKOFF_MS);
+    return null;
   }
 
   _custom({ stream, group, id, type, data }) {
@@ -344,6 +396,25 @@ export class MotiaStreamClient {
     this.statusDetail = detail;
     for (const listener of this._statusListeners) safely(listener, status, detail);
   }
+}
+
+/**
+ * An event's data: one JSON value, or (a delta feed's item, create and update) a JSON
+ * header, a newline and the item's text, given as `data` (parsed) and `text` (verbatim).
+ */
+function parseFrame(raw) {
+  const newline = raw.indexOf("\n");
+  if (newline === -1) return JSON.parse(raw);
+  const text = raw.slice(newline + 1);
+  return { ...JSON.parse(raw.slice(0, newline)), data: JSON.parse(text), text };
+}
+
+/**
+ * The text a delta makes of `text`: its first `prefix` and last `suffix` UTF-16 code units
+ * (JavaScript's string indices, as the server counts them) with `insert` between.
+ */
+export function applyDelta(text, { prefix, suffix, insert }) {
+  return text.slice(0, prefix) + insert + text.slice(text.length - suffix);
 }
 
 /** Register `fn(data, event)` for custom events of `type`; returns the function that removes it. */

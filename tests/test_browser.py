@@ -200,7 +200,7 @@ async def test_client_multiplexes_every_subscription_on_one_connection(
     assert len(opened) == 1, opened
     url, state = opened[0]
     assert state == 1
-    assert url.endswith("/streams?sub=progress%2Fmux&sub=progress%2Fmux%2Fone"
+    assert url.endswith("/streams?delta=1&sub=progress%2Fmux&sub=progress%2Fmux%2Fone"
                         "&sub=progress%2Fmux%2Ftwo%25202")
     assert await page.evaluate("seen") == {"one": ["a"], "two": ["b"],
                                            "group": [["one", "two 2"]]}
