@@ -328,6 +328,77 @@ async def test_client_sorts_a_group_by_a_field_or_a_function(
         "asListed": ["xyz", "xyzw", "xyzw"]}
 
 
+# Text that grows inside and around emoji (surrogate pairs, a skin-tone modifier), CJK and
+# combining marks, and loses some too; the padding makes each delta smaller than the item.
+PAD = "答" * 40 + " padding " * 10
+GROWING = ["e", "e\u0301", "日e\u0301", "日本e\u0301👍🏽", "日本e\u0301x\u0302👍🏽語",
+           "日本\u0301x\u0302👍🏽語", "🎉日本\u0301x\u0302👍🏽語", "🎉日本\u0301x\u0302👍語👍🏽",
+           "🎉日本\u0301x\u0302👍語👍🏽\u0301",
+           "🎉\U0001F468\u200d\U0001F469日\u0301x👍語👍🏽\u0301"]
+
+
+async def test_client_applies_deltas_to_non_ascii_text(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """The client asks for deltas and applies them in UTF-16 units: an item and a group's
+    row, growing around emoji, CJK and combining marks, end exactly as the server has them,
+    step by step and after a burst the client reads as fast as it can, never showing a
+    text the server did not have, never starting over."""
+    progress = client.app[RUNTIME].streams["progress"]
+    warnings: list[str] = []
+    page.on("console", lambda message: warnings.append(message.text)
+            if message.text.startswith("motia-stream") else None)
+    await page.goto(str(client.make_url("/static/motia-stream.js")))
+    await page.evaluate("""async () => {
+      window.deltas = 0;
+      const Original = window.EventSource;
+      window.EventSource = class extends Original {
+        constructor(url, init) {
+          super(url, init);
+          for (const type of ["item-delta", "update-delta"]) {
+            this.addEventListener(type, () => deltas++);
+          }
+        }
+      };
+      const m = await import("/static/motia-stream.js");
+      window.item = null;
+      window.row = null;
+      window.shown = [];
+      m.subscribeItem("progress", "grow", "answer", (i) => {
+        item = i && i.status;
+        shown.push(item);
+      });
+      m.subscribeGroup("progress", "grow", (rows) => {
+        row = rows[0]?.status ?? null;
+        shown.push(row);
+      });
+      window.ready = false;
+      m.defaultClient.addStatusListener((status) => { if (status === "open") ready = true; });
+    }""")
+    await page.wait_for_function("ready", timeout=WAIT_MS)
+
+    statuses: set[str] = set()
+
+    async def set_status(text: str) -> str:
+        statuses.add(text)
+        await progress.set("grow", "answer", {"status": text, "done": 0, "total": 1})
+        return text
+
+    for status in [*(PAD + text for text in GROWING), *(text + PAD for text in GROWING)]:
+        await set_status(status)
+        await page.wait_for_function("([s]) => item === s && row === s", arg=[status],
+                                     timeout=WAIT_MS)
+    assert await page.evaluate("deltas") > 0
+    for n in range(300):
+        last = await set_status(PAD + "".join(GROWING[: n % len(GROWING) + 1]) + str(n))
+    stored = await progress.get("grow", "answer")
+    assert stored is not None
+    assert stored.data.status == last
+    await page.wait_for_function("([s]) => item === s && row === s", arg=[last], timeout=WAIT_MS)
+    assert set(await page.evaluate("shown")) - statuses == {None}  # None: before the first set
+    assert warnings == []
+
+
 async def test_client_reconnects_after_a_server_restart(
     page: Page, server_process: Callable[..., ServerProcess], tmp_path: Path,
     write_steps: WriteSteps
