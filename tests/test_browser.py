@@ -399,6 +399,42 @@ async def test_client_applies_deltas_to_non_ascii_text(
     assert warnings == []
 
 
+async def test_client_starts_over_from_snapshots_when_a_delta_cannot_apply(
+    page: Page, client: TestClient[Any, Any]
+) -> None:
+    """A delta for text the client does not hold (a server's broken promise, forged here)
+    is never guessed at: the client says so, opens a fresh connection and converges."""
+    progress = client.app[RUNTIME].streams["progress"]
+    await progress.set("forged", "a", {"status": "one", "done": 0, "total": 1})
+    warnings: list[str] = []
+    page.on("console", lambda message: warnings.append(message.text)
+            if message.text.startswith("motia-stream") else None)
+    await page.goto(str(client.make_url("/static/motia-stream.js")))
+    await page.evaluate("""async () => {
+      window.opened = [];
+      const Original = window.EventSource;
+      window.EventSource = class extends Original {
+        constructor(url, init) { super(url, init); opened.push(this); }
+      };
+      const m = await import("/static/motia-stream.js");
+      window.rows = [];
+      m.subscribeGroup("progress", "forged", (items) => rows.push(items.map((i) => i.status)));
+    }""")
+    await page.wait_for_function("rows.length === 1", timeout=WAIT_MS)
+    # After a sync the client holds no row's text: no delta can apply to it.
+    await page.evaluate("""opened[0].dispatchEvent(new MessageEvent("update-delta", {data:
+      JSON.stringify({stream: "progress", group: "forged", id: "a", base: 1, prefix: 0,
+                      suffix: 0, insert: "{}"})}))""")
+    # The fresh connection's sync, before anything changes.
+    await page.wait_for_function("opened.length === 2 && rows.length === 2", timeout=WAIT_MS)
+    await progress.set("forged", "a", {"status": "two", "done": 1, "total": 1})
+    await page.wait_for_function("rows.at(-1)[0] === 'two'", timeout=WAIT_MS)
+    assert await page.evaluate("opened[0].readyState") == 2
+    assert await page.evaluate("rows") == [["one"], ["one"], ["two"]]
+    assert warnings == ["motia-stream: a delta for progress/forged row a without its text; "
+                        "reconnecting for fresh snapshots"]
+
+
 async def test_client_reconnects_after_a_server_restart(
     page: Page, server_process: Callable[..., ServerProcess], tmp_path: Path,
     write_steps: WriteSteps

@@ -96,7 +96,7 @@ async def handler(req: ApiRequest[Any], ctx: FlowContext) -> ApiResponse:
 }
 # One hook of each kind, positional and in Motia's object form, under one provider.
 PAGE_JSX = """
-import { useState } from "react";
+import { StrictMode, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { MotiaStreamProvider, useStreamEventHandler, useStreamGroup, useStreamItem }
   from MODULE;
@@ -117,8 +117,13 @@ function Board() {
   return <ol id="board">{data.map((note) => <li key={note.id}>{note.id}:{note.text}</li>)}</ol>;
 }
 
+// StrictMode, as most apps have it in development: every effect runs, is cleaned up (the
+// provider closes its client) and runs again.
+const url = new URL("/streams", location.href).href;
 createRoot(document.getElementById("root")).render(
-  <MotiaStreamProvider><Answer /><Board /></MotiaStreamProvider>);
+  <StrictMode>
+    <MotiaStreamProvider url={url}><Answer /><Board /></MotiaStreamProvider>
+  </StrictMode>);
 """
 
 
@@ -140,7 +145,8 @@ def bundle(npm_folder: Path, work: Path, entry_source: str) -> Path:
     out = work / "app.js"
     command = [str(npm_folder / "node_modules" / ".bin" / "esbuild"), str(entry), "--bundle",
                "--format=esm", "--jsx=automatic", "--minify", f"--outfile={out}",
-               '--define:process.env.NODE_ENV="production"', "--log-level=warning"]
+               # React's development build: StrictMode's double effects happen only there.
+               '--define:process.env.NODE_ENV="development"', "--log-level=warning"]
     # NODE_PATH: our module lives in static/, far from any node_modules of its own.
     env = {**os.environ, "NODE_PATH": str(npm_folder / "node_modules")}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -162,10 +168,14 @@ async def _site(npm_folder: Path, write_steps: WriteSteps, tmp_path: Path,
 
 @pytest.fixture(name="page")
 async def _page(browser: Browser) -> AsyncIterator[Page]:
-    """A tab that fails the test on any uncaught error, and counts the EventSources opened."""
+    """A tab that fails the test on any uncaught error or React warning, and counts the
+    EventSources opened."""
     page = await browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The browser's own "Failed to load resource" is the favicon nobody serves.
+    page.on("console", lambda message: errors.append(message.text) if message.type in
+            ("error", "warning") and not message.text.startswith("Failed to load") else None)
     await page.add_init_script("""
       window.opened = [];
       const Original = window.EventSource;
