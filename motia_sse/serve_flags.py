@@ -12,6 +12,7 @@ from typing import Any
 from motia_sse.flag_checks import Origins, Switch, checked, cors_flags, workbench_token
 from motia_sse.http.cors import parse_origins
 from motia_sse.http.proxy import parse_networks, parse_root_path
+from motia_sse.http.send_buffer import parse_send_buffer
 from motia_sse.settings import Settings
 
 # (flag, Settings field, type, help); the default is the field's.
@@ -46,6 +47,9 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--max-body-size", "max_body_size", int, "largest request body in bytes; past it, 413"),
     ("--max-header-size", "max_header_size", int, "largest header line in bytes; past it, 400"),
     ("--heartbeat", "heartbeat_interval", float, "seconds between heartbeats on idle feeds"),
+    ("--feed-send-buffer", "feed_send_buffer", checked(parse_send_buffer),
+     "kernel send buffer per feed, in bytes (or 64k): bounds what a stalled client reads "
+     "of stale events; 0 leaves it to the kernel"),
     ("--log-buffer", "log_buffer_size", int, "log records the workbench keeps"),
     ("--log-buffer-bytes", "log_buffer_bytes", int,
      "bytes of log records the workbench keeps; long fields are cut there"),

@@ -52,6 +52,10 @@ class Settings:
     max_body_size: int = 1024 * 1024
     # Largest request line or header field, in bytes (400 past it).
     max_header_size: int = 8190
+    # Bytes of kernel send buffer per feed socket (SO_SNDBUF; Linux doubles it): what a
+    # stalled client may still read of stale events before the newest state. 0: the
+    # kernel's auto-tuning (megabytes on a fast link). BENCHMARKS.md, "Bounded lag".
+    feed_send_buffer: int = 64 * 1024
     # Milliseconds a browser waits before reconnecting, sent once per feed.
     retry_ms: int = 2000
     # Event-step handlers allowed to run at once.

@@ -15,6 +15,7 @@ import asyncio
 import codecs
 import contextlib
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,9 @@ import attrs
 from tests.sse_parse import silent
 
 LF, CR = "\n", "\r"
+# The StreamReader limit of a slow client (open_raw's receive_buffer); it reads up to
+# twice this ahead.
+READ_AHEAD = 1024
 
 
 class ProtocolError(Exception):
@@ -252,9 +256,21 @@ class RawResponse:
 
 async def open_raw(port: int, path: str, *, last_event_id: str | None = None,
                    http_version: str = "1.1", headers: dict[str, str] | None = None,
-                   host: str = "127.0.0.1", within: float = 5.0) -> RawResponse:
-    """GET `path` and read the status line and headers; the body is left to read."""
-    reader, writer = await asyncio.open_connection(host, port)
+                   host: str = "127.0.0.1", within: float = 5.0,
+                   receive_buffer: int | None = None) -> RawResponse:
+    """GET `path` and read the status line and headers; the body is left to read.
+
+    `receive_buffer`: a slow client's socket, its SO_RCVBUF that many bytes and its
+    reader taking at most ~2 KB ahead of what the test reads, so that a client that
+    stops reading soon leaves what follows in the server's buffers."""
+    if receive_buffer is None:
+        reader, writer = await asyncio.open_connection(host, port)
+    else:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=READ_AHEAD)
     lines = [f"GET {path} HTTP/{http_version}", f"Host: {host}:{port}",
              "Accept: text/event-stream", "Cache-Control: no-cache"]
     if last_event_id is not None:

@@ -68,7 +68,7 @@ async def test_stalled_reader_is_conflated(client: TestClient[Any, Any],
     for n in range(UPDATES):
         item = await openai.set("slow", "message", {"message": f"{n}:{PAYLOAD}"})
         produced += len(PAYLOAD)
-        if n % 20 == 0:
+        if n % 5 == 0:
             await asyncio.sleep(0)  # let sockets move, as a real server's loop would
             slow = max(runtime.feeds, key=lambda f: f.buffered)
             peak_pending = max(peak_pending, slow.pending)

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 
 from aiohttp import web
 
+from motia_sse.http.send_buffer import tcp_socket
+
 SEND_TIMEOUT = 120.0
 _TCP_USER_TIMEOUT: int | None = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux
 
@@ -71,7 +73,7 @@ def watch(request: web.Request, callback: Callable[[], None]) -> _Watcher | None
         raise TypeError(f"cannot watch a {type(inner).__name__} connection")
     watcher = _Watcher(inner, callback)
     transport.set_protocol(watcher)
-    sock = _tcp_socket(transport)
+    sock = tcp_socket(transport)
     if sock is not None and _TCP_USER_TIMEOUT is not None:
         watcher._saved_timeout = sock.getsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT, int(SEND_TIMEOUT * 1000))
@@ -84,7 +86,7 @@ def unwatch(request: web.Request, watcher: _Watcher | None) -> None:
     if watcher is None or transport is None or transport.get_protocol() is not watcher:
         return
     transport.set_protocol(watcher._inner)
-    sock = _tcp_socket(transport)
+    sock = tcp_socket(transport)
     if sock is not None and _TCP_USER_TIMEOUT is not None and watcher._saved_timeout is not None:
         sock.setsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT, watcher._saved_timeout)
 
@@ -98,9 +100,3 @@ def on_disconnect(request: web.Request, callback: Callable[[], None]) -> Iterato
     finally:
         unwatch(request, watcher)
 
-
-def _tcp_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None
-    return sock  # type: ignore[no-any-return]

@@ -19,6 +19,7 @@ from motia_sse.http.access import StreamSubscription
 from motia_sse.http.disconnect import unwatch, watch
 from motia_sse.http.feed_state import initial_state
 from motia_sse.http.responses import error_response
+from motia_sse.http.send_buffer import bound_send_buffer
 from motia_sse.runtime import RUNTIME, Runtime
 from motia_sse.streams.delta_feed import DeltaFeed
 from motia_sse.streams.feed import Feed
@@ -62,6 +63,7 @@ def _feed_handler(parse: Parse, doc: str) -> FeedHandler:
         watcher = None
         try:
             watcher = watch(request, feed.close)
+            bound_send_buffer(request, runtime.settings.feed_send_buffer)
             feed.release(await _first_frames(runtime, request, subs, feed))
             await feed.pump()
         finally:
