@@ -28,6 +28,13 @@ from motia_sse.http.app import create_app, server_options
 from motia_sse.http.workbench_guard import workbench_served
 from motia_sse.logs.output import setup_logging
 from motia_sse.process.children import CANNOT_SERVE
+from motia_sse.process.event_loop import (
+    LOOP_KINDS,
+    LoopKind,
+    LoopUnavailable,
+    new_event_loop,
+    resolve_loop,
+)
 from motia_sse.process.in_place_reload import RELOADER, RESTART
 from motia_sse.run.config import ApiRouteConfig
 from motia_sse.run.loader import Project, check_steps_dir, load_project
@@ -56,9 +63,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                                           "restart it when they cannot be swapped in.")
     add_serve_options(dev, "localhost", env)
     dev.add_argument("--no-reload", action="store_true", help="do not watch the steps folder")
+    _add_loop_option(dev, env)
     start = commands.add_parser("start", help="serve for production",
                                 description="Serve, without reloading.")
     add_serve_options(start, "0.0.0.0", env)
+    _add_loop_option(start, env)
     start.add_argument("--workers", type=int, default=int(env.get("MOTIA_WORKERS", "1")),
                        help="server processes sharing the port; above 1 needs --redis "
                             "(default 1; $MOTIA_WORKERS)")
@@ -88,6 +97,12 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _add_loop_option(sub: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    sub.add_argument("--loop", choices=LOOP_KINDS, default=env.get("MOTIA_LOOP", "auto"),
+                     help="event loop: uvloop if installed (pip install 'motia_sse[speed]'), "
+                          "else asyncio's (default auto; $MOTIA_LOOP)")
+
+
 def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
     """The Settings of a `dev` or `start` command line in an environment."""
     return settings_from(_parser(env).parse_args(argv))
@@ -113,6 +128,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return 1
     setup_logging(args.log_format)
     settings = settings_from(args)
+    try:  # before any child starts: each would fail the same way
+        resolve_loop(args.loop)
+    except LoopUnavailable as exc:
+        print(f"motia-sse: {exc}", file=sys.stderr)
+        return 1
     given = list(argv if argv is not None else sys.argv[1:])
     if args.command == "dev" and not args.no_reload:
         from motia_sse.process.dev_watcher import serve_with_reload
@@ -128,10 +148,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
         return serve_workers(settings, given, args.workers)
     return serve(settings, reuse_port=getattr(args, "reuse_port", False),
-                 reloadable=getattr(args, "reload_in_place", False))
+                 reloadable=getattr(args, "reload_in_place", False), loop=args.loop)
 
 
-def serve(settings: Settings, reuse_port: bool = False, reloadable: bool = False) -> int:
+def serve(settings: Settings, reuse_port: bool = False, reloadable: bool = False,
+          loop: LoopKind = "auto") -> int:
     """Load the steps and serve until stopped; 1 if the steps or Redis are not right,
     RESTART if a reload asked for a fresh process. Run by a supervisor (`dev`'s watcher,
     `--workers`), CANNOT_SERVE instead of 1 if the port or Redis is not there."""
@@ -141,10 +162,10 @@ def serve(settings: Settings, reuse_port: bool = False, reloadable: bool = False
     except LoadErrors as exc:
         print_load_errors(settings.steps_dir, exc)
         return 1
-    _announce(settings, project)
+    _announce(settings, project, loop)
     app = create_app(settings, project, reloadable)
     try:
-        web.run_app(app, host=settings.host, port=settings.port,
+        web.run_app(app, host=settings.host, port=settings.port, loop=new_event_loop(loop),
                     print=None, reuse_port=reuse_port or None, backlog=settings.backlog,
                     **server_options(settings))
     except BackendUnavailable as exc:
@@ -212,11 +233,11 @@ def _workbench_state(settings: Settings) -> str:
             "(--workbench-token guards it)")
 
 
-def _announce(settings: Settings, project: Project) -> None:
+def _announce(settings: Settings, project: Project, loop: LoopKind) -> None:
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
     store = f"redis {settings.redis_url}" if settings.redis_url else settings.store
-    log.info("motia-sse %s serving %s on http://%s:%d (store: %s)",
-             _version(), settings.steps_dir, shown, settings.port, store)
+    log.info("motia-sse %s serving %s on http://%s:%d (store: %s, loop: %s)",
+             _version(), settings.steps_dir, shown, settings.port, store, resolve_loop(loop))
     log.info("workbench: %s", _workbench_state(settings))
     if settings.forwarded_allow_ips:
         log.info("client addresses and root path from the forwarding headers of %s",

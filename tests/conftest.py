@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 import aiohttp
 import attrs
 import pytest
+import uvloop
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -34,6 +36,32 @@ EXAMPLE_STEPS = REPO / "steps"
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 OpenFeed = Callable[..., Awaitable[SseReader]]
 WriteSteps = Callable[..., Path]
+
+
+# The modules whose tests run on both event loops: they exercise the feed path's direct
+# transport writes, its back-pressure and conflation, and disconnect watching, where
+# uvloop's transports differ from asyncio's (`--loop`, motia_sse/process/event_loop.py).
+BOTH_LOOPS = frozenset({"test_item_feed.py", "test_conflation.py", "test_bounded_lag.py",
+                        "test_bad_clients.py", "test_delta_feeds.py", "test_event_loop.py"})
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config,
+                                  item: pytest.Item) -> dict[str, LoopFactory]:
+    """asyncio's loop for every test; uvloop's as well for the modules in BOTH_LOOPS
+    (each of their tests runs twice, with ids [asyncio] and [uvloop])."""
+    if item.path.name in BOTH_LOOPS:
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
+
+
+def loop_of(request: pytest.FixtureRequest) -> str | None:
+    """The loop a test in BOTH_LOOPS runs on ("asyncio" or "uvloop"); None elsewhere."""
+    callspec = getattr(request.node, "callspec", None)
+    factory = None if callspec is None else callspec.params.get("_asyncio_loop_factory")
+    if request.node.path.name not in BOTH_LOOPS or factory is None:
+        return None
+    return "uvloop" if factory is uvloop.new_event_loop else "asyncio"
 
 
 @pytest.fixture(name="write_steps")
@@ -122,14 +150,19 @@ async def _open_feed() -> AsyncIterator[Callable[..., Awaitable[SseReader]]]:
 
 
 @pytest.fixture(name="server_process")
-def _server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Make server processes that are stopped by PID at the end of the test."""
+def _server_process(tmp_path: Path, request: pytest.FixtureRequest
+                    ) -> Iterator[Callable[..., ServerProcess]]:
+    """Make server processes that are stopped by PID at the end of the test; in a module
+    that runs on both loops, the server runs on the test's (`--loop`)."""
     started: list[ServerProcess] = []
+    loop = loop_of(request)
 
     def make(*args: str, env: dict[str, str] | None = None, port: int | None = None,
              cwd: Path | None = None) -> ServerProcess:
         port = free_port() if port is None else port
         cwd = cwd or tmp_path
+        if loop is not None:
+            args = (*args, "--loop", loop)
         server = ServerProcess(start_argv(*args), cwd, env={**os.environ, **(env or {})},
                                log=cwd / f"server-{port}.log", port=port)
         started.append(server)
