@@ -77,8 +77,13 @@ class Hub:
             return
         for kind in FeedKind:
             feeds = targets.get((kind, None if kind.watches_group else change.id, False))
-            if feeds:
-                self._offer(feeds, kind, change, change_frame(kind, change, shared))
+            if feeds:  # inline: the path every change of every plain feed takes
+                frame = change_frame(kind, change, shared)
+                key = (kind, change.stream, change.group_id, change.id)
+                for feed in feeds:
+                    feed.offer(key, frame)
+                self.frames_offered += len(feeds)
+                self.bytes_offered += len(feeds) * len(frame.raw)
         if self._delta_subs:
             self._publish_deltas(change, shared, targets)
 
