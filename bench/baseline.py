@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 import orjson
 from aiohttp import web
+
+from motia_sse.process.event_loop import new_event_loop
 
 Key = tuple[str, str, str]
 RETRY = b"retry: 2000\n\n"
@@ -94,8 +97,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    # The loop motia_sse runs on in the same bench run (MOTIA_LOOP, set by bench.run).
+    loop = new_event_loop(os.environ.get("MOTIA_LOOP", "asyncio"))  # type: ignore[arg-type]
     web.run_app(create_app(), host="127.0.0.1", port=args.port, handler_cancellation=True,
-                access_log=None, print=None)
+                access_log=None, print=None, loop=loop)
 
 
 if __name__ == "__main__":

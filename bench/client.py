@@ -28,6 +28,7 @@ from bench.procs import cpu_seconds, machine_cpu_seconds, rss_kib
 HOST = "127.0.0.1"
 DATA = b"data:"
 STAMP = b'"t":'
+ESCAPED_STAMP = b'\\"t\\":'
 FIN = b'"fin":true'
 T = TypeVar("T")
 
@@ -127,17 +128,19 @@ class Feed(asyncio.Protocol):
 
 
 def _read_stamps(data: bytes, now: int, out: array[int]) -> None:
-    """Append now - t for each complete `"t":<ns>,` in `data` (a split one is skipped)."""
-    start = data.find(STAMP)
-    while start >= 0:
-        begin = start + len(STAMP)
-        end = data.find(b",", begin)
-        if end < 0:
-            return
-        sent = int(data[begin:end])
-        if sent:  # 0: the item as created before the run
-            out.append(now - sent)
-        start = data.find(STAMP, end)
+    """Append now - t for each complete `"t":<ns>,` in `data` (a split one is skipped),
+    or `\\"t\\":<ns>,` inside a delta frame's inserted text (bench/answer.py)."""
+    for stamp in (STAMP, ESCAPED_STAMP):
+        start = data.find(stamp)
+        while start >= 0:
+            begin = start + len(stamp)
+            end = data.find(b",", begin)
+            if end < 0:
+                break
+            sent = int(data[begin:end])
+            if sent:  # 0: the item as created before the run
+                out.append(now - sent)
+            start = data.find(stamp, end)
 
 
 async def bounded(awaitable: Awaitable[T], seconds: float, what: str) -> T:
@@ -437,8 +440,15 @@ async def api(args: argparse.Namespace) -> dict[str, Any]:
     return {"requests": count[0], "requests_per_s": count[0] / cpu["wall_s"], **cpu}
 
 
+async def answer(args: argparse.Namespace) -> dict[str, Any]:
+    """(b) at scale: bench/answer.py (imported here, as it builds on this module)."""
+    from bench.answer import answer as run
+
+    return await run(args)
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]] = {
-    "fanout": fanout, "idle": idle, "tokens": tokens, "api": api}
+    "fanout": fanout, "idle": idle, "tokens": tokens, "api": api, "answer": answer}
 
 
 def _ports(text: str) -> list[int]:
@@ -462,6 +472,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--path", default="/bench/noop")
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--warmup", action="store_true")
+    parser.add_argument("--delta", action="store_true", help="answer: feeds ask for deltas")
     parser.add_argument("--no-rss", dest="rss", action="store_false",
                         help="idle: do not read the server's RSS (bench.memprofile)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",

@@ -57,6 +57,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="(d) keep-alive connections (50)")
     parser.add_argument("--api-seconds", type=float, default=defaults.api_seconds,
                         help="(d) seconds per measurement (5)")
+    parser.add_argument("--answer-sizes", type=_sizes, default=defaults.answer_sizes,
+                        help="(b) at scale: watchers of the 2,000-token answer (100,1000)")
+    parser.add_argument("--answer-tokens", type=int, default=defaults.answer_tokens,
+                        help="(b) at scale: tokens of the answer (2000)")
+    parser.add_argument("--server-loops", default="asyncio,uvloop",
+                        help="the servers' event loops (motia_sse's --loop and the "
+                             "baseline's alike): one table each (asyncio,uvloop)")
     parser.add_argument("--client-loop", choices=("uvloop", "asyncio"),
                         default=defaults.client_loop, help="the load client's event loop")
     parser.add_argument("--timeout", type=float, default=defaults.timeout,
@@ -150,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fanout_sizes=args.fanout_sizes, distributed_sizes=args.distributed_sizes,
         updates=args.updates, idle_feeds=args.idle_feeds, token_chunks=args.token_chunks,
         token_watchers=args.token_watchers, token_delays=args.token_delays_ms,
+        answer_sizes=args.answer_sizes, answer_tokens=args.answer_tokens,
         api_connections=args.api_connections, api_seconds=args.api_seconds,
         client_loop=args.client_loop, timeout=args.timeout,
         quiet=QuietGate(args.quiet_wait, args.quiet_budget),
@@ -160,12 +168,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] = {"machine": machine(), "options": {
         k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     if not args.profile_only:
-        found = run_all(options, log)
-        rows = summarise(found)
-        report["rows"] = rows
-        report["runs"] = found
-        print(text_table(rows))
-        (options.out / "latest.md").write_text(markdown_table(rows) + "\n")
+        tables = []
+        for loop in [x for x in args.server_loops.split(",") if x]:
+            os.environ["MOTIA_LOOP"] = loop  # the servers' loop: motia_sse's and the baseline's
+            found = run_all(options, log)
+            rows = summarise(found)
+            # The last loop's table stays where --report looks for it.
+            report.setdefault("by_loop", {})[loop] = {"rows": rows, "runs": found}
+            report["rows"], report["runs"] = rows, found
+            print(f"servers on {loop}:\n{text_table(rows)}")
+            tables.append(f"Servers on {loop}:\n\n{markdown_table(rows)}\n")
+        (options.out / "latest.md").write_text("\n".join(tables))
     if args.profile or args.profile_only:
         from bench.profile import profile
 

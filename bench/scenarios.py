@@ -68,6 +68,9 @@ class Options:
     token_watchers: int = 100
     # Seconds the fake server waits after each chunk: 0 (a burst) and a paced stream.
     token_delays: tuple[float, ...] = (0.0, 0.005)
+    # (b) at scale: the seed's answer (2,000 tokens of ~5 characters) at C watchers.
+    answer_sizes: tuple[int, ...] = (100, 1000)
+    answer_tokens: int = 2000
     api_connections: int = 50
     api_seconds: float = 5.0
     client_loop: str = "uvloop"
@@ -156,6 +159,25 @@ def scenario_b(options: Options, run: int) -> dict[str, Pair]:
             "baseline": {"fake_s": result["fake_s"], "wall_s": result["fake_s"],
                          "server_cpu_s": result["fake_server_cpu_s"][1:],
                          "client_cpu_s": result["fake_client_cpu_s"]}}
+    return found
+
+
+def scenario_b_answer(options: Options, run: int) -> dict[str, Pair]:
+    """(b) at scale: one answer of `answer_tokens` tokens POSTed as fast as the server
+    takes them, C feeds with deltas and C with snapshots, on one motia_sse server (the
+    pair's "motia" side is delta feeds, its "baseline" side snapshot feeds)."""
+    found: dict[str, Pair] = {}
+    server = motia_server(f"b-answer-{run}", options.logs, BENCH_STEPS, ["--store", "memory"])
+    with running(server):
+        for size in options.answer_sizes:
+            pair: Pair = {}
+            for side in ordered(run):
+                pair[side] = client(options, "answer", "--sub-ports", server.port,
+                                    "--post-port", server.port, "--pids", server.pid,
+                                    "--subscribers", size, "--updates", options.answer_tokens,
+                                    "--group", f"answer-{size}-{side}-{run}",
+                                    *(["--delta"] if side == "motia" else []))
+            found[f"b/answer C={size}"] = pair
     return found
 
 
@@ -261,7 +283,8 @@ def scenario_e(options: Options, run: int) -> dict[str, Pair]:
 
 
 SCENARIOS: dict[str, Callable[[Options, int], dict[str, Pair]]] = {
-    "a": scenario_a, "b": scenario_b, "c": scenario_c, "d": scenario_d, "e": scenario_e}
+    "a": scenario_a, "b": lambda o, r: {**scenario_b(o, r), **scenario_b_answer(o, r)},
+    "c": scenario_c, "d": scenario_d, "e": scenario_e}
 
 
 def run_all(options: Options, log: Callable[[str], None]) -> dict[str, list[Pair]]:
