@@ -149,7 +149,7 @@ async def test_the_workbench_works_under_the_prefix(browser: Browser, nginx: str
         await expect(page.locator(".view:not([hidden])")).to_have_count(1)
     origin = nginx.removesuffix(PREFIX)
     assert all(url.startswith(f"{nginx}/") for url in requested if url.startswith(origin))
-    for path in ("/static/app.js", "/__motia/steps", "/jobs", "/streams?sub=",
+    for path in ("/static/app.js", "/__motia/steps", "/jobs", "/streams?",
                  "/__motia/logs/feed?"):
         assert any(url.startswith(nginx + path) for url in requested), (path, requested)
     await page.close()  # closing ends the feeds: a failure from here on is no fault

@@ -3,7 +3,6 @@ in emit order, per subscribing step, on every queue and across processes."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import signal
@@ -24,6 +23,7 @@ from motia_sse.queue.redis_queue import RedisQueue
 from motia_sse.queue.sqlite_queue import SqliteQueue
 from tests.conftest import RedisServer, ServerProcess, WriteSteps
 from tests.polling import eventually
+from tests.queue_taking import take_within
 
 FAST = RetryPolicy(max_attempts=3, backoff=0.05)
 MakeServer = Callable[..., ServerProcess]
@@ -297,11 +297,7 @@ def event(n: int, group: str | None = "a", step: str = "Step") -> Delivery:
 
 async def take(queue: EventQueue, within: float = 5.0) -> Delivery | None:
     """The next delivery, or None if none comes within `within` seconds."""
-    try:
-        async with asyncio.timeout(within):
-            return await queue.get()
-    except TimeoutError:
-        return None
+    return await take_within(queue, within)
 
 
 async def test_a_group_waits_for_its_head(queue: EventQueue) -> None:
@@ -368,17 +364,26 @@ async def test_a_renewed_claim_is_not_taken_over(redis_server: RedisServer) -> N
     past the visibility timeout; once renewals stop it is taken over as before, and a
     late extend() does not take it back."""
     redis = Redis.from_url(redis_server.url)
-    prefix = f"test-{uuid.uuid4().hex[:10]}"
-    slow = RedisQueue(redis, prefix, ["Step"], FAST, visibility_timeout=0.4, consumer="slow")
-    other = RedisQueue(redis, prefix, ["Step"], FAST, visibility_timeout=0.4,
+    try:
+        await renewals_hold_the_claim(redis, f"test-{uuid.uuid4().hex[:10]}")
+    finally:
+        await redis.aclose()
+
+
+async def renewals_hold_the_claim(redis: Redis, prefix: str) -> None:
+    """The checks of test_a_renewed_claim_is_not_taken_over. Each take by the other process
+    ends well inside the timeout of the extend before it (0.3 s of a 1 s timeout), so a
+    loaded machine's scheduling delays do not expire a renewed claim."""
+    slow = RedisQueue(redis, prefix, ["Step"], FAST, visibility_timeout=1.0, consumer="slow")
+    other = RedisQueue(redis, prefix, ["Step"], FAST, visibility_timeout=1.0,
                        consumer="other")
     for group in ("a", None):
         await slow.put(event(0, group))
         held = await take(slow)
         assert held is not None
-        for _ in range(8):  # 1.2 s in all: three visibility timeouts
+        for _ in range(5):  # 1.5 s in all: half as long again as the visibility timeout
             await slow.extend(held)
-            assert await take(other, 0.15) is None
+            assert await take(other, 0.3) is None
         rerun = await take(other, 10)
         assert rerun is not None
         assert rerun.data == held.data
@@ -386,7 +391,6 @@ async def test_a_renewed_claim_is_not_taken_over(redis_server: RedisServer) -> N
         [pending] = await redis.xpending_range(f"{prefix}:queue:Step", "workers", "-", "+", 10)
         assert pending["consumer"] == b"other"
         await other.ack(rerun)
-    await redis.aclose()
 
 
 async def test_a_queue_file_of_an_earlier_version(tmp_path: Path) -> None:

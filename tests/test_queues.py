@@ -17,6 +17,7 @@ from motia_sse.queue.redis_queue import RedisQueue
 from motia_sse.queue.sqlite_queue import SqliteQueue
 from tests.conftest import RedisServer
 from tests.polling import eventually
+from tests.queue_taking import take_within
 
 FAST = RetryPolicy(max_attempts=3, backoff=0.05)
 MakeQueue = Callable[..., EventQueue]
@@ -50,8 +51,10 @@ def event(n: int) -> Delivery:
 
 async def take(queue: EventQueue, within: float = 5.0) -> Delivery:
     """The next delivery, or TimeoutError."""
-    async with asyncio.timeout(within):
-        return await queue.get()
+    delivery = await take_within(queue, within)
+    if delivery is None:
+        raise TimeoutError(f"no delivery within {within}s")
+    return delivery
 
 
 async def drain(queue: EventQueue, within: float) -> list[Delivery]:
