@@ -198,16 +198,19 @@ def test_feeds_are_event_stream_gets(document: dict[str, Any]) -> None:
     item = document["paths"]["/streams/{stream}/{group}/{item}"]["get"]
     assert [(p["name"], p["in"], p["required"]) for p in item["parameters"]] == [
         ("stream", "path", True), ("group", "path", True), ("item", "path", True),
-        ("Last-Event-ID", "header", False)]
+        ("delta", "query", False), ("Last-Event-ID", "header", False)]
     assert item["parameters"][0]["schema"] == {"type": "string", "enum": ["openai", "progress"]}
     assert item["parameters"][1]["schema"]["maxLength"] == 256
     group = document["paths"]["/streams/{stream}/{group}"]["get"]
-    assert [p["name"] for p in group["parameters"]] == ["stream", "group", "Last-Event-ID"]
+    assert [p["name"] for p in group["parameters"]] == ["stream", "group", "delta",
+                                                        "Last-Event-ID"]
     mux = document["paths"]["/streams"]["get"]
     sub = mux["parameters"][0]
     assert (sub["name"], sub["in"], sub["required"], sub["explode"]) == ("sub", "query", True, True)
     assert sub["schema"]["maxItems"] == 100
     for operation in (item, group, mux):
+        [delta] = [p for p in operation["parameters"] if p["name"] == "delta"]
+        assert delta["schema"] == {"type": "integer", "enum": [0, 1], "default": 0}
         assert operation["tags"] == ["streams"]
         responses = operation["responses"]
         assert list(responses) == ["200", "400", "404", "429", "503"]  # no stream is guarded

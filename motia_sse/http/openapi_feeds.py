@@ -66,6 +66,11 @@ def _feed_operation(operation_id: str, summary: str, params: list[JsonSchema],
                      "description": "The last `id:` the client received; on reconnect the "
                                     "feed sends only what changed since",
                      "schema": {"type": "string"}}
+    delta = {"name": "delta", "in": "query", "required": False,
+             "description": "1: a change to an item the client holds comes as a splice of "
+                            "the text it last received (README, Delta frames); 0 or absent: "
+                            "whole items",
+             "schema": {"type": "integer", "enum": [0, 1], "default": 0}}
     responses: JsonSchema = {"200": {
         "description": events, "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
     for status, description in errors.items():
@@ -79,7 +84,7 @@ def _feed_operation(operation_id: str, summary: str, params: list[JsonSchema],
         "operationId": operation_id,
         "summary": summary,
         "tags": [FEED_TAG],
-        "parameters": [*params, last_event_id],
+        "parameters": [*params, delta, last_event_id],
         "responses": responses,
     }
 
