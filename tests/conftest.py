@@ -42,7 +42,8 @@ WriteSteps = Callable[..., Path]
 # transport writes, its back-pressure and conflation, and disconnect watching, where
 # uvloop's transports differ from asyncio's (`--loop`, motia_sse/process/event_loop.py).
 BOTH_LOOPS = frozenset({"test_item_feed.py", "test_conflation.py", "test_bounded_lag.py",
-                        "test_bad_clients.py", "test_delta_feeds.py", "test_event_loop.py"})
+                        "test_bad_clients.py", "test_delta_feeds.py", "test_event_loop.py",
+                        "test_write_batching.py"})
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 

@@ -15,7 +15,8 @@ from motia_sse.streams.frames import Frame, TextFrame
 class DeltaFeed(Feed):
     """Writes a change's delta instead of its snapshot when the client holds its base.
 
-    The choice is made when the bytes go to the socket, in the order they go: the
+    The choice is made when the bytes go to the socket (or to the loop turn's batch of
+    writes, which keeps their order), in the order they go: the
     version remembered per item is then exactly the text the client will have, whatever
     conflation dropped while the feed lagged (a delta whose base was dropped goes out as
     its snapshot). Frames that are not a `TextFrame` (the initial state, `sync`,

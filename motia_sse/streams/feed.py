@@ -38,6 +38,10 @@ class Feed:
     difference, on its other paths: minus each frame it holds back (queued, or dropped
     as closed), plus each it writes from elsewhere (the queue, the initial state,
     heartbeats).
+
+    Frames the hub offers after the first change of a loop turn are batched (see
+    `offer_batched`): joined into one write when the turn ends, as the syscall, not
+    the bytes, is what a write costs.
     """
 
     # Whether the client asked for deltas (DeltaFeed): the hub offers it TextFrames.
@@ -59,6 +63,11 @@ class Feed:
     # Frames a newer one replaced (or, for custom events, dropped) before the client
     # read them; counted on the lagging path only.
     conflated: int = 0
+    # What `_write` collects while batching, and the bytes it may take before it is
+    # written at once: the room left below the write buffer's high-water mark, so a
+    # lagging client is paused (and conflated) as soon as without batching.
+    _batch: list[bytes] | None = None
+    _batch_room: int = 0
 
     def offer(self, key: Hashable, frame: Frame) -> None:
         """Write or queue one event; never blocks, never raises on a dead client."""
@@ -77,6 +86,29 @@ class Feed:
         self._pending[key] = frame
         if not self._held:
             self._wake()
+
+    def offer_batched(self, key: Hashable, frame: Frame, turn: list[Feed]) -> None:
+        """`offer`, but a frame that would be written now waits for `flush`, joined with
+        the others of this loop turn; the feed adds itself to `turn` when it starts a batch.
+        What goes to the socket, and in which order, is what `offer` would have written."""
+        if self._batch is None and not (self._closed or self._held or self._pending
+                                        or self._protocol.writing_paused):
+            transport = self._protocol.transport
+            if transport is not None:
+                _, high_water = transport.get_write_buffer_limits()
+                self._batch = []
+                self._batch_room = high_water - transport.get_write_buffer_size()
+                turn.append(self)
+        self.offer(key, frame)
+
+    def flush(self) -> None:
+        """Write what was batched, in one write."""
+        batch, self._batch = self._batch, None
+        if not batch:
+            return
+        transport = self._protocol.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
 
     def offer_custom(self, frame: Frame) -> None:
         """Write or queue an event that no later event replaces."""
@@ -117,6 +149,7 @@ class Feed:
 
     def close(self) -> None:
         """Stop the feed; `pump` returns."""
+        self.flush()  # before the response's end, which follows once `pump` returns
         self._closed = True
         self._wake()
 
@@ -173,7 +206,14 @@ class Feed:
             self.close()
             self._held_back(frame)
             return
-        transport.write(frame.chunk if self._chunked else frame.raw)
+        data = frame.chunk if self._chunked else frame.raw
+        if self._batch is None:
+            transport.write(data)
+            return
+        self._batch.append(data)  # every write while batching, so the order holds
+        self._batch_room -= len(data)
+        if self._batch_room <= 0:
+            self.flush()
 
     def _held_back(self, frame: Frame) -> None:
         """Count a frame not written now, which the hub's count of offers includes."""

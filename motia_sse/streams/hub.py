@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, NamedTuple
 
 import attrs
@@ -42,6 +43,10 @@ class Hub:
     # for all its feeds, not per feed (each feed counts what it did not write; feed.py).
     frames_offered: int = 0
     bytes_offered: int = 0
+    # While a loop turn has published a change: the feeds batching this turn's later
+    # changes (Feed.offer_batched), written once each when the turn ends. A streamed
+    # answer sets its item once per chunk, and a socket read brings several chunks.
+    _turn: list[Feed] | None = None
 
     def subscribe(self, sub: Subscription, feed: Feed) -> None:
         """Offer `feed` every change that `sub` covers, from now on."""
@@ -75,20 +80,34 @@ class Hub:
         targets = self._groups.get((change.stream, change.group_id))
         if not targets:
             return
-        for kind in FeedKind:
-            feeds = targets.get((kind, None if kind.watches_group else change.id, False))
-            if feeds:  # inline: the path every change of every plain feed takes
-                frame = change_frame(kind, change, shared)
-                key = (kind, change.stream, change.group_id, change.id)
-                for feed in feeds:
-                    feed.offer(key, frame)
-                self.frames_offered += len(feeds)
-                self.bytes_offered += len(feeds) * len(frame.raw)
+        turn = self._turn
+        if turn is None:  # the turn's first change: written at once, as always
+            self._turn = []
+            asyncio.get_running_loop().call_soon(self._end_turn)
+            for kind in FeedKind:
+                feeds = targets.get((kind, None if kind.watches_group else change.id, False))
+                if feeds:  # inline: the path every change of every plain feed takes
+                    frame = change_frame(kind, change, shared)
+                    key = (kind, change.stream, change.group_id, change.id)
+                    for feed in feeds:
+                        feed.offer(key, frame)
+                    self.frames_offered += len(feeds)
+                    self.bytes_offered += len(feeds) * len(frame.raw)
+        else:
+            for kind in FeedKind:
+                feeds = targets.get((kind, None if kind.watches_group else change.id, False))
+                if feeds:
+                    self._offer(feeds, kind, change, change_frame(kind, change, shared), turn)
         if self._delta_subs:
-            self._publish_deltas(change, shared, targets)
+            self._publish_deltas(change, shared, targets, turn)
+
+    def _end_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        for feed in turn or ():
+            feed.flush()
 
     def _publish_deltas(self, change: Change, shared: bool,
-                        targets: dict[Target, set[Feed]]) -> None:
+                        targets: dict[Target, set[Feed]], turn: list[Feed] | None) -> None:
         """Offer delta feeds the change's text and its delta, computed once for all."""
         revision = self.texts.advance(change)
         if revision is None:
@@ -96,13 +115,19 @@ class Hub:
         for kind in FeedKind:
             feeds = targets.get((kind, None if kind.watches_group else change.id, True))
             if feeds:
-                self._offer(feeds, kind, change, text_change_frame(kind, change, revision,
-                                                                    shared))
+                self._offer(feeds, kind, change,
+                            text_change_frame(kind, change, revision, shared), turn)
 
-    def _offer(self, feeds: set[Feed], kind: FeedKind, change: Change, frame: Frame) -> None:
+    def _offer(self, feeds: set[Feed], kind: FeedKind, change: Change, frame: Frame,
+               turn: list[Feed] | None) -> None:
+        """Offer `frame` to `feeds`: at once, or batched when `turn` (see `_turn`) is given."""
         key = (kind, change.stream, change.group_id, change.id)
-        for feed in feeds:
-            feed.offer(key, frame)
+        if turn is None:
+            for feed in feeds:
+                feed.offer(key, frame)
+        else:
+            for feed in feeds:
+                feed.offer_batched(key, frame, turn)
         self.frames_offered += len(feeds)
         self.bytes_offered += len(feeds) * len(frame.raw)
 
