@@ -1,6 +1,10 @@
-"""(b) at scale, the client side: one answer of N tokens of ~5 characters, POSTed one
-after another as fast as the server takes them, watched by C feeds, with delta frames
-(`delta=1`) or whole snapshots. Run by `bench.client answer`."""
+"""(b) at scale, the client side: one answer of N tokens of ~5 characters watched by C
+feeds, with delta frames (`delta=1`) or whole snapshots. Run by `bench.client answer`.
+
+Streamed (`--streamed`, the seed's case): one POST starts an event step that reads a chat
+completion from the fake model server as fast as it sends and sets the item per chunk
+(bench/steps/stream_answer_step.py). Otherwise each token is POSTed, one after another,
+as fast as the server takes them."""
 
 from __future__ import annotations
 
@@ -38,16 +42,13 @@ async def answer(args: argparse.Namespace) -> dict[str, Any]:
         opened = await open_feeds(feeds, targets, b"data:", args.timeout)
         read_before = sum(f.bytes for f in opened)
         window = Window(args.pids)
-        text, post_ns = "", array("q")
-        for n in range(args.updates):
-            last = n == args.updates - 1
-            text += END.decode() if last else token(n)
-            sent = time.monotonic_ns()
-            status, _, body = await bounded(poster.post(path, _body(text, sent, n, last)),
-                                            args.timeout, f"POST {n}")
-            post_ns.append(time.monotonic_ns() - sent)
-            if status != 200:
-                raise RuntimeError(f"token {n}: {status} {body[:300]!r}")
+        post_ns = array("q")
+        if args.streamed:
+            status, _, body = await poster.post(f"/bench/stream-answer/{args.group}", b"{}")
+            if status != 202:
+                raise RuntimeError(f"starting the answer: {status} {body[:300]!r}")
+        else:
+            await _post_tokens(poster, path, args, post_ns)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(feeds.all_finished.wait(), args.timeout)
         cpu = window.close(feeds.last_finish_ns or None)
@@ -55,17 +56,34 @@ async def answer(args: argparse.Namespace) -> dict[str, Any]:
         feed.close()
     delivered = sum(f.events for f in opened) - len(opened)
     latencies = sorted(feeds.latencies_ns)
-    server_cpu = sum(cpu["server_cpu_s"])
+    # The motia_sse server's CPU; the fake model server's (streamed), if measured, apart.
+    server_cpu = cpu["server_cpu_s"][0]
     return {
         "subscribers": len(opened), "tokens": args.updates, "delta": args.delta,
-        "finished": feeds.finished, "delivered": delivered,
+        "streamed": args.streamed, "finished": feeds.finished, "delivered": delivered,
         "bytes_per_watcher": (sum(f.bytes for f in opened) - read_before) / len(opened),
         "server_cpu_per_token_ms": server_cpu / args.updates * 1000,
         "events_per_s": delivered / cpu["wall_s"] if cpu["wall_s"] > 0 else 0.0,
         "latency_samples": len(latencies),
         "p50_ms": percentile(latencies, 50) / 1e6, "p99_ms": percentile(latencies, 99) / 1e6,
-        "post_p50_ms": percentile(sorted(post_ns), 50) / 1e6, **cpu,
+        "post_p50_ms": percentile(sorted(post_ns), 50) / 1e6 if post_ns else float("nan"),
+        **cpu,
     }
+
+
+async def _post_tokens(poster: Connection, path: str, args: argparse.Namespace,
+                       post_ns: array[int]) -> None:
+    """POST the growing answer, a token more each time, one after another."""
+    text = ""
+    for n in range(args.updates):
+        last = n == args.updates - 1
+        text += END.decode() if last else token(n)
+        sent = time.monotonic_ns()
+        status, _, body = await bounded(poster.post(path, _body(text, sent, n, last)),
+                                        args.timeout, f"POST {n}")
+        post_ns.append(time.monotonic_ns() - sent)
+        if status != 200:
+            raise RuntimeError(f"token {n}: {status} {body[:300]!r}")
 
 
 def _body(text: str, sent: int, seq: int, fin: bool) -> bytes:

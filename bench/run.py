@@ -27,6 +27,14 @@ def _sizes(text: str) -> tuple[int, ...]:
     return tuple(int(s) for s in text.split(",") if s)
 
 
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(s for s in text.split(",") if s)
+    unknown = set(names) - {"streamed", "posted"}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"expected streamed or posted, got {sorted(unknown)}")
+    return names
+
+
 def _delays(text: str) -> tuple[float, ...]:
     return tuple(float(s) / 1000 for s in text.split(",") if s)
 
@@ -61,6 +69,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="(b) at scale: watchers of the 2,000-token answer (100,1000)")
     parser.add_argument("--answer-tokens", type=int, default=defaults.answer_tokens,
                         help="(b) at scale: tokens of the answer (2000)")
+    parser.add_argument("--answer-modes", type=_names, default=defaults.answer_modes,
+                        help="(b) at scale: streamed (an event step reads the fake model, "
+                             "the seed's case) and/or posted (a POST per token)")
     parser.add_argument("--server-loops", default="asyncio,uvloop",
                         help="the servers' event loops (motia_sse's --loop and the "
                              "baseline's alike): one table each (asyncio,uvloop)")
@@ -158,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         updates=args.updates, idle_feeds=args.idle_feeds, token_chunks=args.token_chunks,
         token_watchers=args.token_watchers, token_delays=args.token_delays_ms,
         answer_sizes=args.answer_sizes, answer_tokens=args.answer_tokens,
+        answer_modes=args.answer_modes,
         api_connections=args.api_connections, api_seconds=args.api_seconds,
         client_loop=args.client_loop, timeout=args.timeout,
         quiet=QuietGate(args.quiet_wait, args.quiet_budget),

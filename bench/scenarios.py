@@ -71,6 +71,9 @@ class Options:
     # (b) at scale: the seed's answer (2,000 tokens of ~5 characters) at C watchers.
     answer_sizes: tuple[int, ...] = (100, 1000)
     answer_tokens: int = 2000
+    # "streamed": the seed's case (an event step sets the item per chunk of the fake
+    # model's stream); "posted": each token POSTed, one after another.
+    answer_modes: tuple[str, ...] = ("streamed",)
     api_connections: int = 50
     api_seconds: float = 5.0
     client_loop: str = "uvloop"
@@ -163,21 +166,30 @@ def scenario_b(options: Options, run: int) -> dict[str, Pair]:
 
 
 def scenario_b_answer(options: Options, run: int) -> dict[str, Pair]:
-    """(b) at scale: one answer of `answer_tokens` tokens POSTed as fast as the server
-    takes them, C feeds with deltas and C with snapshots, on one motia_sse server (the
-    pair's "motia" side is delta feeds, its "baseline" side snapshot feeds)."""
+    """(b) at scale: one answer of `answer_tokens` tokens, streamed from the fake model
+    by an event step or POSTed token by token (`answer_modes`), C feeds with deltas and
+    C with snapshots, on one motia_sse server (the pair's "motia" side is delta feeds,
+    its "baseline" side snapshot feeds)."""
     found: dict[str, Pair] = {}
-    server = motia_server(f"b-answer-{run}", options.logs, BENCH_STEPS, ["--store", "memory"])
-    with running(server):
-        for size in options.answer_sizes:
-            pair: Pair = {}
-            for side in ordered(run):
-                pair[side] = client(options, "answer", "--sub-ports", server.port,
-                                    "--post-port", server.port, "--pids", server.pid,
-                                    "--subscribers", size, "--updates", options.answer_tokens,
-                                    "--group", f"answer-{size}-{side}-{run}",
-                                    *(["--delta"] if side == "motia" else []))
-            found[f"b/answer C={size}"] = pair
+    fake = fake_llm_server(f"b-answer-fake-{run}", options.logs, options.answer_tokens, 0.0)
+    env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{fake.port}/v1",
+           "OPENAI_API_KEY": "test-key", "OPENAI_MODEL": "fake"}
+    server = motia_server(f"b-answer-{run}", options.logs, BENCH_STEPS, ["--store", "memory"],
+                          env=env)
+    with running(fake, server):
+        for mode in options.answer_modes:
+            name = "answer" if mode == "streamed" else f"answer-{mode}"
+            for size in options.answer_sizes:
+                pair: Pair = {}
+                for side in ordered(run):
+                    pair[side] = client(
+                        options, "answer", "--sub-ports", server.port,
+                        "--post-port", server.port, "--pids", f"{server.pid},{fake.pid}",
+                        "--subscribers", size, "--updates", options.answer_tokens,
+                        "--group", f"{name}-{size}-{side}-{run}",
+                        *(["--delta"] if side == "motia" else []),
+                        *(["--streamed"] if mode == "streamed" else []))
+                found[f"b/{name} C={size}"] = pair
     return found
 
 
