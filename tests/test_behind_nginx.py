@@ -16,16 +16,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import EXAMPLE_STEPS, ServerProcess, free_port
+from tests.playwright_api import IN_CI, Browser, Request, Response, expect
 from tests.sse_parse import SseReader
-
-IN_CI = os.environ.get("CI") == "true"
-
-try:
-    from playwright.async_api import Browser, Request, Response, expect
-except ImportError:  # pragma: no cover - depends on the machine
-    if IN_CI:
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
 
 WAIT_MS = 10_000
 PREFIX = "/motia"

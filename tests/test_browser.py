@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,17 +19,9 @@ from motia_sse import Settings, StreamChannel, StreamEvent
 from motia_sse.runtime import RUNTIME
 from motia_sse.testing import FakeOpenAI
 from tests.conftest import EXAMPLE_STEPS, ClientFactory, ServerProcess, WriteSteps
+from tests.playwright_api import Browser, Page, expect
 from tests.polling import eventually
 from tests.test_flow import FILES as FLOW_FILES
-
-IN_CI = os.environ.get("CI") == "true"
-
-try:
-    from playwright.async_api import Browser, Page, expect
-except ImportError:  # pragma: no cover - depends on the machine
-    if IN_CI:
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "workbench.png"
 WAIT_MS = 10_000

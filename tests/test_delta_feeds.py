@@ -223,31 +223,13 @@ async def test_texts_are_kept_only_while_a_delta_feed_watches(
     await plain.close()
 
 
-async def stalled_feed(port: int, path: str) -> RawResponse:
-    """A raw feed with a tiny receive buffer, whose reader holds at most ~2 KB unread:
-    once the test stops reading, the server's writes soon pause."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    status = await reader.readline()
-    headers = []
-    while (line := await reader.readline()) != b"\r\n":
-        name, _, value = line.decode().partition(":")
-        headers.append((name, value.strip()))
-    assert status.startswith(b"HTTP/1.1 200"), status
-    return RawResponse(reader, writer, "HTTP/1.1", 200, "OK", headers)
-
-
 async def test_stalled_reader_applies_only_to_what_it_holds(
         client: TestClient[Any, Any]) -> None:
     """A reader that stops mid-stream while 2,000 growing sets happen, then reads it
     all: conflation turned deltas whose base it never got into snapshots, and applying
     what arrived gives the final item exactly."""
     await grow(client, "t9", [""])
-    response = await stalled_feed(client.port or 0, "/streams/openai/t9/message?delta=1")
+    response = await feed(client, "/streams/openai/t9/message?delta=1", receive_buffer=4096)
     view = DeltaView("item")
     await take(view, response, 1)
     slow = next(iter(client.app[RUNTIME].feeds))

@@ -15,15 +15,7 @@ import pytest
 
 from tests import npm_packages
 from tests.conftest import REPO, ServerProcess, WriteSteps
-
-IN_CI = os.environ.get("CI") == "true"
-
-try:
-    from playwright.async_api import Browser, Page, expect
-except ImportError:  # pragma: no cover - depends on the machine
-    if IN_CI:
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
+from tests.playwright_api import IN_CI, Browser, Page, expect
 
 WAIT_MS = 10_000
 STEPS = {
