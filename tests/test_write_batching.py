@@ -45,10 +45,10 @@ async def _client(make_client: ClientFactory, settings: Settings) -> TestClient[
 
 
 def count_writes(feed: Feed) -> CountingTransport:
-    """Put a counting transport under `feed`."""
-    protocol = feed._protocol
-    counting = CountingTransport(protocol.transport)
-    protocol.transport = counting  # type: ignore[assignment]  # a stand-in, duck-typed
+    """Put a counting transport under `feed` (where it writes, and batches from)."""
+    counting = CountingTransport(feed._protocol.transport)
+    feed._protocol.transport = counting  # type: ignore[assignment]  # duck-typed
+    feed._sink = counting
     return counting
 
 

@@ -13,6 +13,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.base_protocol import BaseProtocol
 
 from motia_sse.streams.frames import Frame
+from motia_sse.streams.write_batch import Sink, WriteBatch
 
 # Custom events are not snapshots and cannot be conflated; a lagging feed keeps
 # at most this many of them and drops the oldest.
@@ -63,11 +64,14 @@ class Feed:
     # Frames a newer one replaced (or, for custom events, dropped) before the client
     # read them; counted on the lagging path only.
     conflated: int = 0
-    # What `_write` collects while batching, and the bytes it may take before it is
-    # written at once: the room left below the write buffer's high-water mark, so a
-    # lagging client is paused (and conflated) as soon as without batching.
-    _batch: list[bytes] | None = None
-    _batch_room: int = 0
+    # Where `_write` puts bytes: the transport, or this loop turn's batch in front of it
+    # (kept here, not looked up on the protocol, so the fast path checks nothing more).
+    _sink: Sink | None = attrs.field(init=False)
+    _batch: WriteBatch | None = None
+
+    @_sink.default
+    def _transport(self) -> Sink | None:
+        return self._protocol.transport
 
     def offer(self, key: Hashable, frame: Frame) -> None:
         """Write or queue one event; never blocks, never raises on a dead client."""
@@ -94,21 +98,17 @@ class Feed:
         if self._batch is None and not (self._closed or self._held or self._pending
                                         or self._protocol.writing_paused):
             transport = self._protocol.transport
-            if transport is not None:
-                _, high_water = transport.get_write_buffer_limits()
-                self._batch = []
-                self._batch_room = high_water - transport.get_write_buffer_size()
+            if transport is not None and not transport.is_closing():
+                self._batch = self._sink = WriteBatch(transport)
                 turn.append(self)
         self.offer(key, frame)
 
     def flush(self) -> None:
-        """Write what was batched, in one write."""
-        batch, self._batch = self._batch, None
-        if not batch:
-            return
-        transport = self._protocol.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+        """Write what was batched, in one write; later writes go straight out again."""
+        batch = self._batch
+        if batch is not None:
+            self._batch, self._sink = None, batch.transport
+            batch.flush()
 
     def offer_custom(self, frame: Frame) -> None:
         """Write or queue an event that no later event replaces."""
@@ -201,19 +201,12 @@ class Feed:
             self._waiter.set_result(None)
 
     def _write(self, frame: Frame) -> None:
-        transport = self._protocol.transport
-        if transport is None or transport.is_closing():
+        sink = self._sink
+        if sink is None or sink.is_closing():
             self.close()
             self._held_back(frame)
             return
-        data = frame.chunk if self._chunked else frame.raw
-        if self._batch is None:
-            transport.write(data)
-            return
-        self._batch.append(data)  # every write while batching, so the order holds
-        self._batch_room -= len(data)
-        if self._batch_room <= 0:
-            self.flush()
+        sink.write(frame.chunk if self._chunked else frame.raw)
 
     def _held_back(self, frame: Frame) -> None:
         """Count a frame not written now, which the hub's count of offers includes."""
