@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from typing import cast
 
 import orjson
 from aiohttp import web
@@ -43,8 +44,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    transport = request.transport
-    assert isinstance(transport, asyncio.Transport)
+    # uvloop's transports do not subclass asyncio.Transport, but behave as one.
+    transport = cast(asyncio.Transport, request.transport)
+    assert transport is not None
     transport.write(chunk(RETRY) + request.app[SNAPSHOTS].get(key, b""))
     subscribers = request.app[SUBSCRIBERS].setdefault(key, set())
     subscribers.add(transport)
