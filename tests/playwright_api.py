@@ -10,10 +10,10 @@ import pytest
 IN_CI = os.environ.get("CI") == "true"
 
 try:
-    from playwright.async_api import Browser, Page, Request, Response, expect
+    from playwright.async_api import Browser, Locator, Page, Request, Response, expect
 except ImportError:  # pragma: no cover - depends on the machine
     if IN_CI:
         raise
     pytest.skip("playwright is not installed", allow_module_level=True)
 
-__all__ = ["IN_CI", "Browser", "Page", "Request", "Response", "expect"]
+__all__ = ["IN_CI", "Browser", "Locator", "Page", "Request", "Response", "expect"]

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import EXAMPLE_STEPS, ServerProcess, free_port
 from tests.playwright_api import IN_CI, Browser, Request, Response, expect
 from tests.sse_parse import SseReader
+from tests.workbench_page import run_start_job
 
 WAIT_MS = 10_000
 PREFIX = "/motia"
@@ -123,13 +124,8 @@ async def test_the_workbench_works_under_the_prefix(browser: Browser, nginx: str
     page.on("requestfailed", failed)
     page.on("response", answered)
     await page.goto(f"{nginx}/#/endpoints?step=StartJob")
-    panel = page.locator('.endpoint-panel[data-step="StartJob"]')
-    await panel.get_by_label("steps").fill("3")
-    await panel.get_by_label("delay").fill("0.3")
-    await panel.get_by_role("button", name="Test").click()
-    response = panel.locator(".response")
-    await expect(response).to_have_attribute("data-status", "200", timeout=WAIT_MS)
-    live = panel.locator(".live-item")
+    response = await run_start_job(page, WAIT_MS)
+    live = page.locator('.endpoint-panel[data-step="StartJob"] .live-item')
     await expect(live.locator('dd[data-field="done"]')).to_have_text("3", timeout=WAIT_MS)
     await expect(page.locator("#feed-status")).to_have_class("pill feed open")
     trace_id = (await response.locator(".trace-id").inner_text()).strip()

@@ -22,6 +22,7 @@ from tests.conftest import EXAMPLE_STEPS, ClientFactory, ServerProcess, WriteSte
 from tests.playwright_api import Browser, Page, expect
 from tests.polling import eventually
 from tests.test_flow import FILES as FLOW_FILES
+from tests.workbench_page import run_start_job
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "workbench.png"
 WAIT_MS = 10_000
@@ -469,12 +470,7 @@ async def test_trace_link_follows_the_steps_logs_live(
 ) -> None:
     """Test an endpoint, follow its trace id to the Logs view: the event step's line arrives."""
     await open_workbench(page, client, "#/endpoints?step=StartJob")
-    panel = page.locator('.endpoint-panel[data-step="StartJob"]')
-    await panel.get_by_label("steps").fill("3")
-    await panel.get_by_label("delay").fill("0.3")
-    await panel.get_by_role("button", name="Test").click()
-    response = panel.locator(".response")
-    await expect(response).to_have_attribute("data-status", "200", timeout=WAIT_MS)
+    response = await run_start_job(page, WAIT_MS)
     trace_id = (await response.locator(".trace-id").inner_text()).strip()
     await response.get_by_role("link", name=trace_id).click()
 

@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from motia_sse.converter import structure
-from motia_sse.exceptions import ValidationError
+from motia_sse.exceptions import Refused, ValidationError
 from motia_sse.http.responses import error_response, json_response
 from motia_sse.http.workbench_guard import guard
 from motia_sse.run.context import new_trace_id
@@ -45,7 +45,7 @@ async def _run_cron(request: web.Request) -> web.Response:
     """Run a cron step's handler once now, beside its schedule: 202 with its trace id."""
     try:
         await _json_body(request)
-    except ValidationError as exc:
+    except (ValidationError, Refused) as exc:
         return _refusal(exc)
     runtime = request.app[RUNTIME]
     name = request.match_info["step"]
@@ -64,7 +64,7 @@ async def _emit(request: web.Request) -> web.Response:
     try:
         body = structure(await _json_body(request), EmitRequest, "emit request")
         _check(body, runtime.project.subscribers(body.topic), runtime.project.event_steps)
-    except ValidationError as exc:
+    except (ValidationError, Refused) as exc:
         return _refusal(exc)
     trace_id = new_trace_id()
     reached = await runtime.contexts.emitter.deliver(trace_id, body.topic, body.data,
@@ -96,9 +96,11 @@ def _check(body: EmitRequest, subscribers: list[LoadedStep],
 
 
 async def _json_body(request: web.Request) -> Any:
-    """The request's JSON ({} when empty); ValidationError if not JSON."""
+    """The request's JSON ({} when empty); Refused (415) unless the request says it is
+    JSON, ValidationError if it is not."""
     if request.content_type != "application/json":
-        raise _NotJson(request.content_type)
+        raise Refused(415, "unsupported content type", [
+            f"expected application/json, got {request.content_type or 'none'}"])
     raw = await request.read()
     try:
         return orjson.loads(raw) if raw.strip() else {}
@@ -106,13 +108,6 @@ async def _json_body(request: web.Request) -> Any:
         raise ValidationError("invalid JSON body", [str(exc)]) from None
 
 
-class _NotJson(ValidationError):
-    """A body that is not `application/json`: a 415."""
-
-    def __init__(self, given: str) -> None:
-        super().__init__("unsupported content type", [
-            f"expected application/json, got {given or 'none'}"])
-
-
-def _refusal(exc: ValidationError) -> web.Response:
-    return error_response(415 if isinstance(exc, _NotJson) else 400, exc.error, exc.details)
+def _refusal(exc: ValidationError | Refused) -> web.Response:
+    return error_response(exc.status if isinstance(exc, Refused) else 400, exc.error,
+                          exc.details)
