@@ -119,13 +119,21 @@ def _interesting(name: str) -> bool:
                                        "serve (motia_sse/cli.py)"))
 
 
-def profile(options: Options, log: Callable[[str], None]) -> dict[str, Any]:
-    """Profile motia_sse in (a) C=1,000, (b) and (d), and the baseline in (d) for contrast;
-    then the heap of idle feeds. Writes and returns the hot spots."""
+# What `--profile` runs: (a) C=1,000, the (b) burst, (b) at scale C=1,000 with delta and
+# with snapshot feeds, (d), the baseline in (d) for contrast, and the heap of idle feeds.
+PROFILES = ("a-1000", "b-0ms", "b-answer-delta", "b-answer-snapshot", "d", "d-baseline",
+            "c-memory")
+
+
+def profile(options: Options, log: Callable[[str], None],
+            names: tuple[str, ...] = PROFILES) -> dict[str, Any]:
+    """Profile motia_sse in `names` (PROFILES). Writes and returns the hot spots."""
     out = options.out / "profiles"
     out.mkdir(parents=True, exist_ok=True)
     found: dict[str, Any] = {}
-    for name in ("a-1000", "b-0ms", "d", "d-baseline"):
+    for name in names:
+        if name == "c-memory":
+            continue
         raw = out / f"{name}.raw.txt"
         raw.unlink(missing_ok=True)
         wrapper = [pyspy(), "record", "--rate", "200", "--format", "raw",
@@ -136,9 +144,10 @@ def profile(options: Options, log: Callable[[str], None]) -> dict[str, Any]:
         found[name] = hot_spots(parse_raw(raw.read_text()))
         (out / f"{name}.txt").write_text(format_hot_spots(name, found[name]))
         log(format_hot_spots(name, found[name]))
-    found["c-memory"] = memory(options)
-    (out / "c-memory.txt").write_text(format_memory(found["c-memory"]))
-    log(format_memory(found["c-memory"]))
+    if "c-memory" in names:
+        found["c-memory"] = memory(options)
+        (out / "c-memory.txt").write_text(format_memory(found["c-memory"]))
+        log(format_memory(found["c-memory"]))
     return found
 
 
@@ -177,6 +186,19 @@ def _profiled_run(options: Options, name: str, wrapper: list[str]) -> None:
                 client(options, "tokens", "--post-port", server.port, "--fake-port",
                        fake.port, "--pids", server.pid, "--subscribers",
                        options.token_watchers, "--chunks", options.token_chunks)
+        return
+    if name.startswith("b-answer"):
+        fake = fake_llm_server("profile-fake", options.logs, options.answer_tokens, 0.0)
+        env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{fake.port}/v1",
+               "OPENAI_API_KEY": "test-key", "OPENAI_MODEL": "fake"}
+        server = motia_server(f"profile-{name}", options.logs, BENCH_STEPS,
+                              ["--store", "memory"], env=env, wrapper=wrapper)
+        with running(fake, server):
+            for run in range(2):
+                client(options, "answer", "--sub-ports", server.port, "--post-port",
+                       server.port, "--pids", server.pid, "--subscribers", 1000,
+                       "--updates", options.answer_tokens, "--group", f"{name}-{run}",
+                       "--streamed", *(["--delta"] if name.endswith("delta") else []))
         return
     server = (baseline_server(f"profile-{name}", options.logs, wrapper)
               if name.endswith("-baseline") else

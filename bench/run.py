@@ -13,12 +13,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from bench.procs import REPO
+from bench.profile import PROFILES, profile
 from bench.report import markdown_table, summarise, text_table
 from bench.scenarios import Options, QuietGate, run_all
 
@@ -27,11 +28,14 @@ def _sizes(text: str) -> tuple[int, ...]:
     return tuple(int(s) for s in text.split(",") if s)
 
 
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(s for s in text.split(",") if s)
-    unknown = set(names) - {"streamed", "posted"}
-    if unknown:
-        raise argparse.ArgumentTypeError(f"expected streamed or posted, got {sorted(unknown)}")
+def _names(*known: str) -> Callable[[str], tuple[str, ...]]:
+    def names(text: str) -> tuple[str, ...]:
+        found = tuple(s for s in text.split(",") if s)
+        unknown = set(found) - set(known)
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"expected some of {', '.join(known)}; got {', '.join(sorted(unknown))}")
+        return found
     return names
 
 
@@ -69,7 +73,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="(b) at scale: watchers of the 2,000-token answer (100,1000)")
     parser.add_argument("--answer-tokens", type=int, default=defaults.answer_tokens,
                         help="(b) at scale: tokens of the answer (2000)")
-    parser.add_argument("--answer-modes", type=_names, default=defaults.answer_modes,
+    parser.add_argument("--answer-modes", type=_names("streamed", "posted"),
+                        default=defaults.answer_modes,
                         help="(b) at scale: streamed (an event step reads the fake model, "
                              "the seed's case) and/or posted (a POST per token)")
     parser.add_argument("--server-loops", default="asyncio,uvloop",
@@ -90,6 +95,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="also profile with py-spy (motia_sse in (a) C=1000, (b), (d); the "
                              "baseline in (d)) and the heap of idle feeds with tracemalloc")
     parser.add_argument("--profile-only", action="store_true", help="only profile")
+    parser.add_argument("--profiles", type=_names(*PROFILES), default=PROFILES,
+                        help=f"which profiles --profile takes ({','.join(PROFILES)})")
     parser.add_argument("--report", type=Path, metavar="JSON",
                         help="measure nothing: print the table of a saved bench-*.json")
     return parser.parse_args(argv)
@@ -192,9 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tables.append(f"Servers on {loop}:\n\n{markdown_table(rows)}\n")
         (options.out / "latest.md").write_text("\n".join(tables))
     if args.profile or args.profile_only:
-        from bench.profile import profile
-
-        report["profiles"] = profile(options, log)
+        report["profiles"] = profile(options, log, args.profiles)
     report["seconds"] = round(time.monotonic() - started, 1)
     text = json.dumps(_clean(report), indent=1)
     kind = "profile" if args.profile_only else "bench"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from functools import partial
 from typing import Any
 
@@ -9,7 +11,7 @@ import attrs
 import pytest
 from aiohttp.test_utils import TestClient
 
-from motia_sse import Settings
+from motia_sse import Settings, StreamChannel, StreamEvent
 from motia_sse.runtime import RUNTIME
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.store import Change
@@ -29,9 +31,11 @@ class CountingTransport:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.writes = 0
+        self.last: bytes = b""
 
     def write(self, data: bytes) -> None:
         self.writes += 1
+        self.last = data
         self.inner.write(data)
 
     def __getattr__(self, name: str) -> Any:
@@ -63,6 +67,13 @@ async def open_feeds(client: TestClient[Any, Any], *paths: str) -> list[RawRespo
     for response in responses:
         assert response.status == 200
         await response.next()
+    return responses
+
+
+async def open_feeds_raw(client: TestClient[Any, Any], *paths: str) -> list[RawResponse]:
+    """Feeds, their initial events left to read."""
+    responses = [await open_raw(client.port or 0, path) for path in paths]
+    assert [r.status for r in responses] == [200] * len(responses)
     return responses
 
 
@@ -116,3 +127,112 @@ async def test_changes_a_turn_apart_are_written_at_once(
         assert counter.writes == n + 1
     await plain.close()
 
+
+
+async def grow(client: TestClient[Any, Any], group: str, sets: int, text: str) -> tuple[str, str]:
+    """`sets` sets of the group's message, each a token longer, in one loop turn; the
+    final text and its version."""
+    openai = client.app[RUNTIME].streams.openai
+    version = 0
+    for n in range(sets):  # no await that yields: the memory store never does
+        text += f"tok{n} "
+        version = (await openai.set(group, "message", {"message": text})).version
+    return text, str(version)
+
+
+async def test_feeds_that_keep_up_share_one_joined_write(
+        client: TestClient[Any, Any]) -> None:
+    """Three plain and three delta feeds of one item: a turn's later changes are joined
+    once per kind of feed, and that one bytes object is what each feed of the kind writes."""
+    runtime = client.app[RUNTIME]
+    await runtime.streams.openai.set("shared", "message", {"message": START})
+    path = "/streams/openai/shared/message"
+    responses = await open_feeds(client, *[path] * 3, *[f"{path}?delta=1"] * 3)
+    await eventually(lambda: runtime.hub.subscriber_count == 6, what="all subscribed")
+    counters = [(feed.deltas, count_writes(feed)) for feed in runtime.feeds]
+    text, version = await grow(client, "shared", SETS, START)
+    await asyncio.sleep(0)  # the turn ends
+    for deltas in (False, True):
+        lasts = [c.last for d, c in counters if d is deltas]
+        assert [c.writes for d, c in counters if d is deltas] == [2, 2, 2]
+        assert all(last is lasts[0] for last in lasts), "one join for the kind's feeds"
+    done = partial(has_id, version)
+    for n, response in enumerate(responses):
+        view = DeltaView("item")
+        for event in await response.until(done):
+            view.take(event)
+        assert view.item(("item", "", "", "message"))["message"] == text
+        assert (view.snapshots, view.deltas) == ((1, SETS - 1) if n >= 3 else (SETS, 0))
+        await response.close()
+
+
+async def test_a_row_whose_text_a_feed_lacks_goes_whole_to_it_alone(
+        client: TestClient[Any, Any]) -> None:
+    """Two delta feeds of a group: one saw row b change, the other opened after it (its
+    text of b came in the sync, not as a version it holds). A turn changing a, then b:
+    the first feed gets deltas for both, the second b whole first; both end right."""
+    runtime = client.app[RUNTIME]
+    openai = runtime.streams.openai
+    await openai.set("rows", "a", {"message": START})
+    await openai.set("rows", "b", {"message": START})
+    views = {"early": DeltaView("group"), "late": DeltaView("group")}
+    (early,) = await open_feeds_raw(client, "/streams/openai/rows?delta=1")
+    seen = str((await openai.set("rows", "b", {"message": START + "x"})).version)
+    for event in await early.until(partial(has_id, seen)):
+        views["early"].take(event)
+    (late,) = await open_feeds_raw(client, "/streams/openai/rows?delta=1")
+    await eventually(lambda: runtime.hub.subscriber_count == 2, what="both subscribed")
+    for item, sets in (("a", 3), ("b", 3)):
+        text = START + ("x" if item == "b" else "")
+        for n in range(sets):
+            text += f"{item}{n} "
+            last = await openai.set("rows", item, {"message": text})
+    firsts = {}
+    for name, response in (("early", early), ("late", late)):
+        view = views[name]
+        events = await response.until(partial(has_id, str(last.version)))
+        for event in events:
+            view.take(event)
+        assert view.rows()["b"]["message"] == text
+        assert view.rows()["a"]["message"].endswith("a2 ")
+        firsts[name] = next(e.event for e in events
+                            if e.event != "sync" and '"id":"b"' in e.data)
+        await response.close()
+    assert firsts == {"early": "update-delta", "late": "update"}
+
+
+async def test_a_custom_event_mid_turn_keeps_its_place(client: TestClient[Any, Any]) -> None:
+    """Sets, a custom event, sets, in one turn: the feed gets them in that order."""
+    runtime = client.app[RUNTIME]
+    openai = runtime.streams.openai
+    await openai.set("mid", "message", {"message": START})
+    plain, delta = await open_feeds(client, "/streams/openai/mid/message",
+                                    "/streams/openai/mid/message?delta=1")
+    await eventually(lambda: runtime.hub.subscriber_count == 2, what="both subscribed")
+    text, _ = await grow(client, "mid", 5, START)
+    await openai.send(StreamChannel("mid", "message"), StreamEvent("marker", {"n": 1}))
+    text, version = await grow(client, "mid", 5, text)
+    for response in (plain, delta):
+        events = await response.until(partial(has_id, version))
+        names = [e.event for e in events]
+        assert names.index("event") == 5, names
+        assert len(names) == 11
+        await response.close()
+
+
+async def test_a_feed_closed_mid_turn_gets_what_came_before(
+        client: TestClient[Any, Any]) -> None:
+    """A feed ended between two sets of a turn (as a reload ends feeds) has read every
+    change before its end, none after, and the response ends cleanly."""
+    runtime = client.app[RUNTIME]
+    openai = runtime.streams.openai
+    await openai.set("cut", "message", {"message": START})
+    (plain,) = await open_feeds(client, "/streams/openai/cut/message")
+    await eventually(lambda: runtime.hub.subscriber_count == 1, what="subscribed")
+    text, version = await grow(client, "cut", 5, START)
+    next(iter(runtime.feeds)).close()
+    await grow(client, "cut", 5, text)
+    events = await plain.read_to_end()
+    assert [e.own_id for e in events if e.event == "message"][-1] == version
+    assert json.loads(events[-1].data)["message"] == text
+    await plain.close()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame, TextFrame
+from motia_sse.streams.shared_batch import SharedBatch
 
 
 @attrs.define(eq=False)
@@ -26,6 +27,18 @@ class DeltaFeed(Feed):
     # By the hub's key (kind, stream, group, item): the version of the text the
     # client holds, as far as this connection sent it.
     _holds: dict[Hashable, int] = attrs.field(factory=dict)
+
+    def join_shared(self, batch: SharedBatch[Any], key: Hashable, base: int | None) -> int | None:
+        if base is not None and self._holds.get(key) != base:
+            return None  # the batch's first delta does not apply to what this client holds
+        return super().join_shared(batch, key, base)
+
+    def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None) -> None:
+        if holds is None:
+            self._holds.pop(key, None)
+        else:
+            self._holds[key] = holds
+        super().write_shared(frame, frames, key, holds)
 
     def _write(self, frame: Frame) -> None:
         if isinstance(frame, TextFrame):

@@ -6,13 +6,14 @@ import asyncio
 import itertools
 from collections import deque
 from collections.abc import Hashable, Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.base_protocol import BaseProtocol
 
 from motia_sse.streams.frames import Frame
+from motia_sse.streams.shared_batch import SharedBatch
 from motia_sse.streams.write_batch import Sink, WriteBatch
 
 # Custom events are not snapshots and cannot be conflated; a lagging feed keeps
@@ -40,9 +41,11 @@ class Feed:
     as closed), plus each it writes from elsewhere (the queue, the initial state,
     heartbeats).
 
-    Frames the hub offers after the first change of a loop turn are batched (see
-    `offer_batched`): joined into one write when the turn ends, as the syscall, not
-    the bytes, is what a write costs.
+    Frames the hub offers after the first change of a loop turn are batched: shared
+    with the other feeds of the subscription that keep up (`join_shared`, see
+    shared_batch.py), or, for a feed that cannot share, its own (`offer_batched`);
+    joined into one write when the turn ends, as the syscall, not the bytes, is what a
+    write costs.
     """
 
     # Whether the client asked for deltas (DeltaFeed): the hub offers it TextFrames.
@@ -68,6 +71,8 @@ class Feed:
     # (kept here, not looked up on the protocol, so the fast path checks nothing more).
     _sink: Sink | None = attrs.field(init=False)
     _batch: WriteBatch | None = None
+    # The loop turn's batch shared with other feeds, while this feed is one of its members.
+    _shared: SharedBatch[Any] | None = None
 
     @_sink.default
     def _transport(self) -> Sink | None:
@@ -95,13 +100,36 @@ class Feed:
         """`offer`, but a frame that would be written now waits for `flush`, joined with
         the others of this loop turn; the feed adds itself to `turn` when it starts a batch.
         What goes to the socket, and in which order, is what `offer` would have written."""
-        if self._batch is None and not (self._closed or self._held or self._pending
-                                        or self._protocol.writing_paused):
+        if self._batch is None and self._writable():
             transport = self._protocol.transport
             if transport is not None and not transport.is_closing():
                 self._batch = self._sink = WriteBatch(transport)
                 turn.append(self)
         self.offer(key, frame)
+
+    def join_shared(self, batch: SharedBatch[Any], key: Hashable, base: int | None) -> int | None:
+        """Join `batch` if this feed writes exactly its bytes from now on (`base`: the
+        version of `key`'s text its first delta applies to): the room left below the
+        socket's high-water mark, or None (offer this feed its frames one by one)."""
+        if self._shared is not None or self._batch is not None or not self._writable():
+            return None
+        transport = self._protocol.transport
+        if transport is None or transport.is_closing():
+            return None
+        self._shared = batch
+        _, high_water = transport.get_write_buffer_limits()
+        return int(high_water - transport.get_write_buffer_size())
+
+    def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None) -> None:
+        """Write a shared batch's `frames` frames, joined in `frame`, unless the feed has
+        closed (`holds`: the version of `key`'s text they leave the client with)."""
+        self._shared = None
+        sink = self._sink
+        if self._closed or sink is None or sink.is_closing():
+            return
+        self.frames_offset += frames
+        self.bytes_offset += len(frame.raw)
+        sink.write(frame.chunk if self._chunked else frame.raw)
 
     def flush(self) -> None:
         """Write what was batched, in one write; later writes go straight out again."""
@@ -125,9 +153,13 @@ class Feed:
     def heartbeat(self, frame: Frame) -> None:
         """Write a heartbeat if the connection is idle; a feed with frames queued or in the
         kernel's buffer has something in flight already, and gets none."""
-        if not self._closed and not self._held and not self._pending and (
-                not self._protocol.writing_paused):
+        if self._writable():
             self._write_unoffered(frame)
+
+    def _writable(self) -> bool:
+        """Whether a frame offered now would go straight to the socket."""
+        return not (self._closed or self._held or self._pending
+                    or self._protocol.writing_paused)
 
     def release(self, initial: Iterable[tuple[Hashable, Frame]]) -> None:
         """Write the initial state, and what arrived meanwhile that it does not cover.
@@ -149,7 +181,11 @@ class Feed:
 
     def close(self) -> None:
         """Stop the feed; `pump` returns."""
-        self.flush()  # before the response's end, which follows once `pump` returns
+        # What this turn batched goes before the response's end, which follows once
+        # `pump` returns.
+        if self._shared is not None:
+            self._shared.leave(self)
+        self.flush()
         self._closed = True
         self._wake()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Hashable
 from typing import Any, NamedTuple
 
 import attrs
@@ -11,6 +12,7 @@ from motia_sse.streams.delta_texts import DeltaTexts
 from motia_sse.streams.delta_wire import text_change_frame
 from motia_sse.streams.feed import Feed
 from motia_sse.streams.frames import Frame
+from motia_sse.streams.shared_batch import SharedBatch
 from motia_sse.streams.store import Change
 from motia_sse.streams.wire import FeedKind, change_frame, custom_frame
 
@@ -44,9 +46,14 @@ class Hub:
     frames_offered: int = 0
     bytes_offered: int = 0
     # While a loop turn has published a change: the feeds batching this turn's later
-    # changes (Feed.offer_batched), written once each when the turn ends. A streamed
-    # answer sets its item once per chunk, and a socket read brings several chunks.
+    # changes on their own (Feed.offer_batched), written once each when the turn ends.
+    # A streamed answer sets its item once per chunk, and a socket read brings several.
     _turn: list[Feed] | None = None
+    # This turn's batches shared by the feeds of a subscription that keep up, by
+    # (stream, group, target); see shared_batch.py.
+    _batches: dict[tuple[str, str, Target], SharedBatch[Feed]] = attrs.field(factory=dict)
+    # Subscriptions made and ended: a shared batch holds only the feeds of its start.
+    _generation: int = 0
 
     def subscribe(self, sub: Subscription, feed: Feed) -> None:
         """Offer `feed` every change that `sub` covers, from now on."""
@@ -56,6 +63,7 @@ class Hub:
             self.texts.watch(sub.stream, sub.group, sub.item)
             self._delta_subs += 1
         feeds.add(feed)
+        self._generation += 1
 
     def unsubscribe(self, sub: Subscription, feed: Feed) -> None:
         """Stop offering; forgets keys that no feed listens to any more."""
@@ -65,6 +73,7 @@ class Hub:
         if targets is None or feeds is None or feed not in feeds:
             return
         feeds.discard(feed)
+        self._generation += 1
         if feed.deltas:
             self.texts.unwatch(sub.stream, sub.group, sub.item)
             self._delta_subs -= 1
@@ -97,14 +106,21 @@ class Hub:
             for kind in FeedKind:
                 feeds = targets.get((kind, None if kind.watches_group else change.id, False))
                 if feeds:
-                    self._offer(feeds, kind, change, change_frame(kind, change, shared), turn)
+                    self._offer(feeds, kind, change, change_frame(kind, change, shared),
+                                turn, False)
         if self._delta_subs:
             self._publish_deltas(change, shared, targets, turn)
 
     def _end_turn(self) -> None:
         turn, self._turn = self._turn, None
+        self._flush_batches()
         for feed in turn or ():
             feed.flush()
+
+    def _flush_batches(self, where: GroupKey | None = None) -> None:
+        """Write this turn's shared batches (those of the group `where`, if given)."""
+        for at in [at for at in self._batches if where is None or at[:2] == where]:
+            self._batches.pop(at).flush()
 
     def _publish_deltas(self, change: Change, shared: bool,
                         targets: dict[Target, set[Feed]], turn: list[Feed] | None) -> None:
@@ -116,20 +132,38 @@ class Hub:
             feeds = targets.get((kind, None if kind.watches_group else change.id, True))
             if feeds:
                 self._offer(feeds, kind, change,
-                            text_change_frame(kind, change, revision, shared), turn)
+                            text_change_frame(kind, change, revision, shared), turn, True)
 
     def _offer(self, feeds: set[Feed], kind: FeedKind, change: Change, frame: Frame,
-               turn: list[Feed] | None) -> None:
-        """Offer `frame` to `feeds`: at once, or batched when `turn` (see `_turn`) is given."""
+               turn: list[Feed] | None, deltas: bool) -> None:
+        """Offer `frame` to `feeds`: at once, or, when `turn` (see `_turn`) is given,
+        batched: shared by the feeds that can, on their own for the others."""
         key = (kind, change.stream, change.group_id, change.id)
+        offered: Collection[Feed] = feeds
         if turn is None:
             for feed in feeds:
                 feed.offer(key, frame)
         else:
-            for feed in feeds:
+            if not kind.multiplexed:  # a multiplexed feed's order spans its subscriptions
+                offered = self._share(feeds, kind, change, key, frame, deltas)
+            for feed in offered:
                 feed.offer_batched(key, frame, turn)
-        self.frames_offered += len(feeds)
-        self.bytes_offered += len(feeds) * len(frame.raw)
+        self.frames_offered += len(offered)
+        self.bytes_offered += len(offered) * len(frame.raw)
+
+    def _share(self, feeds: set[Feed], kind: FeedKind, change: Change, key: Hashable,
+               frame: Frame, deltas: bool) -> list[Feed]:
+        """Add `frame` to the turn's shared batch of its subscription (begun if need be);
+        the feeds that do not share it."""
+        at = (change.stream, change.group_id,
+              (kind, None if kind.watches_group else change.id, deltas))
+        batch = self._batches.get(at)
+        if batch is None or not batch.takes(frame, key, self._generation):
+            if batch is not None:
+                batch.flush()
+            batch = self._batches[at] = SharedBatch.start(feeds, key, frame, self._generation)
+        batch.add(frame)
+        return batch.others
 
     def send(self, stream: str, group_id: str, item_id: str | None, event_type: str,
              data: Any) -> None:
@@ -141,6 +175,7 @@ class Hub:
         targets = self._groups.get((stream, group_id))
         if not targets:
             return
+        self._flush_batches((stream, group_id))  # what the turn batched goes first
         reached: set[Feed] = set()
         frames: dict[FeedKind, Frame] = {}
         for (kind, target, _), feeds in targets.items():

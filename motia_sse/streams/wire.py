@@ -24,6 +24,10 @@ class FeedKind(enum.Enum):
     MUX_ITEM = "mux-item"
     MUX_GROUP = "mux-group"
 
+    # Members are singletons: their identity hashes them, in C, where Enum's own
+    # __hash__ is Python code run for every key (kind, stream, group, item) looked up.
+    __hash__ = object.__hash__
+
     @property
     def watches_group(self) -> bool:
         """Whether the subscription is to a whole group rather than one item."""
