@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from functools import partial
 from typing import Any
 
@@ -236,3 +237,50 @@ async def test_a_feed_closed_mid_turn_gets_what_came_before(
     assert [e.own_id for e in events if e.event == "message"][-1] == version
     assert json.loads(events[-1].data)["message"] == text
     await plain.close()
+
+
+async def test_stalled_feeds_beside_feeds_that_keep_up(client: TestClient[Any, Any]) -> None:
+    """A plain and a delta feed that stop reading, beside a plain and a delta feed read
+    all along, through 1,000 sets, five per loop turn: the stalled ones conflate (they
+    leave the turn's shared batch for frames of their own), the delta reader that keeps
+    up gets every version, and all four end with the final text exactly."""
+    runtime = client.app[RUNTIME]
+    openai = runtime.streams.openai
+    await openai.set("mixed", "message", {"message": START})
+    path = "/streams/openai/mixed/message"
+    stalled = [await open_raw(client.port or 0, p, receive_buffer=4096)
+               for p in (path, f"{path}?delta=1")]
+    for response in stalled:
+        await response.next()
+    await eventually(lambda: runtime.hub.subscriber_count == 2, what="stalled subscribed")
+    for feed in runtime.feeds:  # a slow network: the kernel keeps little for them
+        transport = feed._protocol.transport
+        assert transport is not None
+        transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    slow = list(runtime.feeds)
+    reading = await open_feeds_raw(client, path, f"{path}?delta=1")
+    await eventually(lambda: runtime.hub.subscriber_count == 4, what="readers subscribed")
+    views = [DeltaView("item") for _ in range(4)]
+    version = ""
+
+    async def read_all(response: RawResponse, view: DeltaView) -> None:
+        await eventually(lambda: version != "", what="the last set")
+        for event in await response.until(partial(has_id, version), within=30):
+            view.take(event)
+
+    readers = [asyncio.create_task(read_all(r, v)) for r, v in zip(reading, views[:2], strict=True)]
+    text = START
+    for turn in range(200):
+        text, last = await grow(client, "mixed", 5, text + f"t{turn}é😀 ")
+        await asyncio.sleep(0)
+    version = last
+    await asyncio.wait_for(asyncio.gather(*readers), 30)
+    for response, view in zip(stalled, views[2:], strict=True):
+        for event in await response.until(partial(has_id, version), within=30):
+            view.take(event)
+    assert all(feed.conflated > 0 for feed in slow), "the stalled feeds conflated"
+    assert [view.item(("item", "", "", "message"))["message"] for view in views] == [text] * 4
+    assert views[1].snapshots + views[1].deltas == 1 + 1000, "every version, as it kept up"
+    for response in (*stalled, *reading):
+        await response.close()

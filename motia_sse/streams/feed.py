@@ -125,7 +125,10 @@ class Feed:
         closed (`holds`: the version of `key`'s text they leave the client with)."""
         self._shared = None
         sink = self._sink
-        if self._closed or sink is None or sink.is_closing():
+        if self._closed:
+            return
+        if sink is None or sink.is_closing():
+            self.close()  # the client went: `pump` returns
             return
         self.frames_offset += frames
         self.bytes_offset += len(frame.raw)

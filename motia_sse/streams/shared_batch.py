@@ -90,6 +90,8 @@ class SharedBatch(Generic[M]):
 
     def add(self, frame: Frame) -> None:
         """Add what the members get for `frame`: its delta when they hold its base."""
+        if not self.members:
+            return  # kept open all the same: the others keep their place without a new pass
         data = frame.raw
         if isinstance(frame, TextFrame):
             if frame.kind == "delete":
