@@ -23,6 +23,7 @@ from bench.procs import (
     BENCH_STEPS,
     EXAMPLE_STEPS,
     REPO,
+    Process,
     baseline_server,
     fake_llm_server,
     motia_server,
@@ -173,14 +174,21 @@ def format_memory(found: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _with_fake_model(options: Options, name: str, steps: Path, chunks: int,
+                     wrapper: list[str]) -> tuple[Process, Process]:
+    """The fake model streaming `chunks` chunks, and motia_sse under `wrapper` using it."""
+    fake = fake_llm_server("profile-fake", options.logs, chunks, 0.0)
+    env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{fake.port}/v1",
+           "OPENAI_API_KEY": "test-key", "OPENAI_MODEL": "fake"}
+    return fake, motia_server(f"profile-{name}", options.logs, steps, ["--store", "memory"],
+                              env=env, wrapper=wrapper)
+
+
 def _profiled_run(options: Options, name: str, wrapper: list[str]) -> None:
     """One scenario with motia_sse under `wrapper`, a few times over for samples."""
     if name == "b-0ms":
-        fake = fake_llm_server("profile-fake", options.logs, options.token_chunks, 0.0)
-        env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{fake.port}/v1",
-               "OPENAI_API_KEY": "test-key", "OPENAI_MODEL": "fake"}
-        server = motia_server(f"profile-{name}", options.logs, EXAMPLE_STEPS,
-                              ["--store", "memory"], env=env, wrapper=wrapper)
+        fake, server = _with_fake_model(options, name, EXAMPLE_STEPS, options.token_chunks,
+                                        wrapper)
         with running(fake, server):
             for _ in range(5):
                 client(options, "tokens", "--post-port", server.port, "--fake-port",
@@ -188,11 +196,8 @@ def _profiled_run(options: Options, name: str, wrapper: list[str]) -> None:
                        options.token_watchers, "--chunks", options.token_chunks)
         return
     if name.startswith("b-answer"):
-        fake = fake_llm_server("profile-fake", options.logs, options.answer_tokens, 0.0)
-        env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{fake.port}/v1",
-               "OPENAI_API_KEY": "test-key", "OPENAI_MODEL": "fake"}
-        server = motia_server(f"profile-{name}", options.logs, BENCH_STEPS,
-                              ["--store", "memory"], env=env, wrapper=wrapper)
+        fake, server = _with_fake_model(options, name, BENCH_STEPS, options.answer_tokens,
+                                        wrapper)
         with running(fake, server):
             for run in range(2):
                 client(options, "answer", "--sub-ports", server.port, "--post-port",

@@ -71,6 +71,16 @@ async def open_feeds(client: TestClient[Any, Any], *paths: str) -> list[RawRespo
     return responses
 
 
+async def plain_and_delta(client: TestClient[Any, Any], group: str) -> list[RawResponse]:
+    """The group's message set to START, and a plain and a delta feed subscribed to it."""
+    runtime = client.app[RUNTIME]
+    await runtime.streams.openai.set(group, "message", {"message": START})
+    path = f"/streams/openai/{group}/message"
+    feeds = await open_feeds(client, path, f"{path}?delta=1")
+    await eventually(lambda: runtime.hub.subscriber_count == 2, what="both subscribed")
+    return feeds
+
+
 async def open_feeds_raw(client: TestClient[Any, Any], *paths: str) -> list[RawResponse]:
     """Feeds, their initial events left to read."""
     responses = [await open_raw(client.port or 0, path) for path in paths]
@@ -84,10 +94,7 @@ async def test_a_turn_of_sets_is_one_write_per_feed(client: TestClient[Any, Any]
     snapshots, each in a write or two instead of 50."""
     runtime = client.app[RUNTIME]
     openai = runtime.streams.openai
-    await openai.set("turn", "message", {"message": START})
-    plain, delta = await open_feeds(client, "/streams/openai/turn/message",
-                                    "/streams/openai/turn/message?delta=1")
-    await eventually(lambda: runtime.hub.subscriber_count == 2, what="both subscribed")
+    plain, delta = await plain_and_delta(client, "turn")
     counters = {feed.deltas: count_writes(feed) for feed in runtime.feeds}
     before = len(plain.body)
     text, expected = START, b""
@@ -204,12 +211,8 @@ async def test_a_row_whose_text_a_feed_lacks_goes_whole_to_it_alone(
 
 async def test_a_custom_event_mid_turn_keeps_its_place(client: TestClient[Any, Any]) -> None:
     """Sets, a custom event, sets, in one turn: the feed gets them in that order."""
-    runtime = client.app[RUNTIME]
-    openai = runtime.streams.openai
-    await openai.set("mid", "message", {"message": START})
-    plain, delta = await open_feeds(client, "/streams/openai/mid/message",
-                                    "/streams/openai/mid/message?delta=1")
-    await eventually(lambda: runtime.hub.subscriber_count == 2, what="both subscribed")
+    openai = client.app[RUNTIME].streams.openai
+    plain, delta = await plain_and_delta(client, "mid")
     text, _ = await grow(client, "mid", 5, START)
     await openai.send(StreamChannel("mid", "message"), StreamEvent("marker", {"n": 1}))
     text, version = await grow(client, "mid", 5, text)
