@@ -73,7 +73,7 @@ class Options:
     answer_tokens: int = 2000
     # "streamed": the seed's case (an event step sets the item per chunk of the fake
     # model's stream); "posted": each token POSTed, one after another.
-    answer_modes: tuple[str, ...] = ("streamed",)
+    answer_modes: tuple[str, ...] = ("streamed", "posted")
     api_connections: int = 50
     api_seconds: float = 5.0
     client_loop: str = "uvloop"
