@@ -312,3 +312,32 @@ async def test_one_scrape_sees_every_worker(tmp_path: Path, redis_server: RedisS
         os.kill(parent.pid, signal.SIGTERM)
         assert await asyncio.wait_for(parent.wait(), 30) == 0
         log.close()
+
+
+async def test_delta_frames_are_counted(client: TestClient[Any, Any]) -> None:
+    """A delta feed of a growing note: each change after the first it holds is a delta,
+    written one by one (a change per loop turn) or joined in a turn's shared batch; the
+    count says how many, and the bytes written are the deltas', not the snapshots'."""
+    notes = client.app[RUNTIME].streams.notes
+    text = "Once upon a time, " * 8
+    await notes.set("g", "story", {"text": text})
+    feed = await client.get("/streams/notes/g/story?delta=1")
+    body = b""
+    while body.count(b"\n\n") < 2:  # the retry line, the snapshot
+        body += await feed.content.readany()
+    await eventually(lambda: client.app[RUNTIME].hub.subscriber_count == 1, what="subscribed")
+    for n in range(3):  # one change per turn: whole (the feed holds no version yet), 2 deltas
+        text += f"t{n} "
+        await notes.set("g", "story", {"text": text})
+        await asyncio.sleep(0.01)
+    for n in range(5):  # one turn: the first at once, four in a shared batch
+        text += f"u{n} "
+        await notes.set("g", "story", {"text": text})
+    while body.count(b"\n\n") < 2 + 8:
+        body += await feed.content.readany()
+    assert body.count(b"event: delta\n") == 7
+    samples = await scrape(client)
+    assert value(samples, "motia_feed_deltas_written_total") == 7
+    assert value(samples, "motia_feed_frames_written_total") == 10
+    assert value(samples, "motia_feed_bytes_written_total") == len(body)
+    feed.close()

@@ -58,6 +58,9 @@ def _feeds(stats: FeedStats) -> Iterator[Metric]:
     yield CounterMetricFamily("motia_feed_frames_conflated", "Frames of lagging feeds "
                               "replaced by a newer snapshot before the client read them",
                               stats.conflated)
+    yield CounterMetricFamily("motia_feed_deltas_written", "Delta frames written to feeds "
+                              "that asked for them (delta=1), each in place of an item's "
+                              "whole text", stats.deltas)
     refused = CounterMetricFamily("motia_feeds_refused", "Feeds refused, by reason",
                                   labels=["reason"])
     for reason, count in sorted(stats.refused.items()):

@@ -33,12 +33,13 @@ class DeltaFeed(Feed):
             return None  # the batch's first delta does not apply to what this client holds
         return super().join_shared(batch, key, base)
 
-    def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None) -> None:
+    def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None,
+                     deltas: int) -> None:
         if holds is None:
             self._holds.pop(key, None)
         else:
             self._holds[key] = holds
-        super().write_shared(frame, frames, key, holds)
+        super().write_shared(frame, frames, key, holds, deltas)
 
     def _write(self, frame: Frame) -> None:
         if isinstance(frame, TextFrame):
@@ -54,4 +55,5 @@ class DeltaFeed(Feed):
             return frame
         # The hub counted the snapshot's bytes as offered; count the delta's instead.
         self.bytes_offset += len(frame.delta.raw) - len(frame.raw)
+        self.deltas_written += 1
         return frame.delta

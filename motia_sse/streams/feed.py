@@ -67,6 +67,8 @@ class Feed:
     # Frames a newer one replaced (or, for custom events, dropped) before the client
     # read them; counted on the lagging path only.
     conflated: int = 0
+    # Delta frames written in place of an item's whole text (DeltaFeed only).
+    deltas_written: int = 0
     # Where `_write` puts bytes: the transport, or this loop turn's batch in front of it
     # (kept here, not looked up on the protocol, so the fast path checks nothing more).
     _sink: Sink | None = attrs.field(init=False)
@@ -120,9 +122,11 @@ class Feed:
         _, high_water = transport.get_write_buffer_limits()
         return int(high_water - transport.get_write_buffer_size())
 
-    def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None) -> None:
+    def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None,
+                     deltas: int) -> None:
         """Write a shared batch's `frames` frames, joined in `frame`, unless the feed has
-        closed (`holds`: the version of `key`'s text they leave the client with)."""
+        closed (`holds`: the version of `key`'s text they leave the client with; `deltas`:
+        how many of the frames are deltas)."""
         self._shared = None
         sink = self._sink
         if self._closed:
@@ -132,6 +136,7 @@ class Feed:
             return
         self.frames_offset += frames
         self.bytes_offset += len(frame.raw)
+        self.deltas_written += deltas
         sink.write(frame.chunk if self._chunked else frame.raw)
 
     def flush(self) -> None:

@@ -30,10 +30,11 @@ class FeedStats:
     lagging: int
     subscriptions: int
     # Since start, feeds open and ended alike: frames and SSE bytes written, frames
-    # conflated, feeds refused by reason.
+    # conflated, delta frames written (delta=1), feeds refused by reason.
     frames: int
     bytes_written: int
     conflated: int
+    deltas: int
     refused: dict[str, int]
 
 
@@ -57,8 +58,8 @@ class FeedRoom:
     _open: int = 0
     _heartbeat: asyncio.Task[None] | None = None
     # What the feeds that have ended counted (Feed.frames_offset, .bytes_offset,
-    # .conflated).
-    _ended: list[int] = attrs.field(factory=lambda: [0, 0, 0])
+    # .conflated, .deltas_written).
+    _ended: list[int] = attrs.field(factory=lambda: [0, 0, 0, 0])
     _refused: Counter[str] = attrs.field(factory=Counter)
 
     def admit(self, client: str) -> None:
@@ -96,6 +97,7 @@ class FeedRoom:
         self._ended[0] += feed.frames_offset
         self._ended[1] += feed.bytes_offset
         self._ended[2] += feed.conflated
+        self._ended[3] += feed.deltas_written
 
     def hold(self, client: str) -> None:
         """Count one more open feed from `client` (a log feed counts only this way)."""
@@ -120,18 +122,19 @@ class FeedRoom:
 
     def stats(self) -> FeedStats:
         """The counts `/metrics` reports: one pass over the open feeds."""
-        frames, bytes_written, conflated = self._ended
+        frames, bytes_written, conflated, deltas = self._ended
         lagging = 0
         for feed in self._feeds:
             frames += feed.frames_offset
             bytes_written += feed.bytes_offset
             conflated += feed.conflated
+            deltas += feed.deltas_written
             lagging += feed.lagging
         kinds = {kind: self._kinds[kind] for kind in FEED_KINDS}
         kinds["logs"] = self._open - len(self._feeds)
         return FeedStats(kinds, lagging, self._hub.subscriber_count,
                          self._hub.frames_offered + frames,
-                         self._hub.bytes_offered + bytes_written, conflated,
+                         self._hub.bytes_offered + bytes_written, conflated, deltas,
                          dict(self._refused))
 
     def __len__(self) -> int:

@@ -29,8 +29,9 @@ class Member(Protocol):
         """Join `batch` if the feed can: the bytes it may take before pausing, or None."""
         ...
 
-    def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None) -> None:
-        """Write the batch's `frames` frames, joined in `frame`."""
+    def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None,
+                     deltas: int) -> None:
+        """Write the batch's `frames` frames (`deltas` of them deltas), joined in `frame`."""
         ...
 
 
@@ -46,7 +47,7 @@ class SharedBatch(Generic[M]):
     mark, as a `WriteBatch` does: past it the batch is written at once and closed, so a
     lagging client pauses, and conflates, as early as it would alone."""
 
-    __slots__ = ("_frames", "_holds", "_parts", "_room", "_size", "generation", "key",
+    __slots__ = ("_deltas", "_frames", "_holds", "_parts", "_room", "_size", "generation", "key",
                  "members", "open", "others")
 
     def __init__(self, key: Hashable, generation: int) -> None:
@@ -60,6 +61,7 @@ class SharedBatch(Generic[M]):
         self._parts: list[bytes] = []
         self._size = 0
         self._frames = 0
+        self._deltas = 0
         self._room = 0
         # The version of the text the members hold after `_parts` (delta subscriptions),
         # None for none (a delete, or no delta frame yet).
@@ -99,6 +101,7 @@ class SharedBatch(Generic[M]):
             else:
                 if frame.delta is not None and self._holds == frame.base:
                     data = frame.delta.raw
+                    self._deltas += 1
                 self._holds = frame.version
         self._parts.append(data)
         self._size += len(data)
@@ -114,12 +117,12 @@ class SharedBatch(Generic[M]):
             return
         joined = self._joined()
         for feed in members:
-            feed.write_shared(joined, self._frames, self.key, self._holds)
+            feed.write_shared(joined, self._frames, self.key, self._holds, self._deltas)
 
     def leave(self, feed: M) -> None:
         """Write what the batch holds so far to `feed`, which is closing, and drop it."""
         self.members.remove(feed)
-        feed.write_shared(self._joined(), self._frames, self.key, self._holds)
+        feed.write_shared(self._joined(), self._frames, self.key, self._holds, self._deltas)
 
     def _joined(self) -> Frame:
         parts = self._parts
