@@ -22,6 +22,7 @@ from tests.conftest import EXAMPLE_STEPS, ClientFactory, ServerProcess, WriteSte
 from tests.playwright_api import Browser, Page, expect
 from tests.polling import eventually
 from tests.test_flow import FILES as FLOW_FILES
+from tests.test_workbench_settings import FILES as SETTINGS_FILES
 from tests.workbench_page import run_start_job
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "workbench.png"
@@ -813,3 +814,38 @@ async def test_flows_view_draws_cron_noop_and_labelled_edges_and_acts(
     assert "#/logs?trace_id=" in page.url
     await expect(page.locator(".log-list")).to_have_attribute("data-state", "live",
                                                               timeout=WAIT_MS)
+
+
+async def test_flows_view_shows_queue_settings_the_steps_own_marked(
+    page: Page, make_client: ClientFactory, settings: Settings, write_steps: WriteSteps
+) -> None:
+    """An event step's card lists its attempts, back-off, timeout and concurrency: its own
+    values bold with a "step" tag, the server's defaults plain; a cron card has no
+    concurrency, and one attempt by default."""
+    steps = write_steps(SETTINGS_FILES)
+    client = await make_client(attrs.evolve(settings, steps_dir=steps, dev=True,
+                                            handler_timeout=30.0))
+    await open_workbench(page, client, "#/flows")
+    card = page.locator('.step-card[data-step="Careful"] .queue-settings')
+    await expect(card.locator("dt")).to_have_text(
+        ["attempts", "back-off", "timeout", "concurrency"], timeout=WAIT_MS)
+    await expect(card.locator("dd .value")).to_have_text(["2", "0.5 s, doubling", "0.5 s",
+                                                          "1"])
+    await expect(card.locator("dd.own")).to_have_count(3)
+    for setting in ("max_attempts", "timeout", "concurrency"):
+        own = card.locator(f'dd.own[data-setting="{setting}"]')
+        await expect(own.locator(".chip.own")).to_have_text("step")
+    backoff = card.locator('dd[data-setting="backoff"]')
+    await expect(backoff).to_have_class("default")
+    await expect(backoff.locator(".chip")).to_have_count(0)
+    await expect(backoff).to_have_attribute("title", "server default (--retry-backoff)")
+    weights = [await card.locator(f'dd[data-setting="{name}"] .value').evaluate(
+        "v => getComputedStyle(v).fontWeight") for name in ("max_attempts", "backoff")]
+    assert int(weights[0]) > int(weights[1])
+
+    cron = page.locator('.step-card[data-step="Sweep"] .queue-settings')
+    await expect(cron.locator("dt")).to_have_text(["attempts", "back-off", "timeout"])
+    await expect(cron.locator("dd .value")).to_have_text(["1", "0.5 s, doubling", "30 s"])
+    await expect(cron.locator("dd.own")).to_have_count(0)
+    await expect(cron.locator('dd[data-setting="max_attempts"]')).to_have_attribute(
+        "title", "cron default: the next tick is the retry")

@@ -61,7 +61,8 @@ class Tree:
 
 
 async def test_steps_describe_routes_topics_and_schemas(client: TestClient[Any, Any]) -> None:
-    """`/__motia/steps`: every step with its kind, route or topics, flows and JSON Schemas."""
+    """`/__motia/steps`: every step with its kind, route or topics, flows, JSON Schemas
+    and (event and cron steps) queue settings."""
     response = await client.get("/__motia/steps")
     assert response.status == 200
     steps = {s["name"]: s for s in await response.json()}
@@ -81,6 +82,9 @@ async def test_steps_describe_routes_topics_and_schemas(client: TestClient[Any, 
         "subscribes": ["openai-prompt"], "emits": [], "flows": ["open-ai"],
         "virtualEmits": [], "virtualSubscribes": [],
         "inputSchema": PROMPT_SCHEMA,
+        # The server's defaults: the step sets none of its own (test_workbench_settings.py).
+        "settings": {"max_attempts": 3, "backoff": 0.5, "timeout": None, "concurrency": None,
+                     "own": []},
     }
     job = steps["StartJob"]["bodySchema"]
     assert job["properties"] == {"steps": {"type": "integer", "default": 20},

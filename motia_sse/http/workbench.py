@@ -22,10 +22,12 @@ from motia_sse.http.workbench_guard import (
     workbench_served,
 )
 from motia_sse.http.workbench_logs import LOG_ENDPOINTS, keep_logs
+from motia_sse.http.workbench_step_settings import queue_settings
 from motia_sse.package_data import static_dir
 from motia_sse.run.config import ApiRouteConfig, CronConfig, Emit, EventConfig, NoopConfig
 from motia_sse.run.loader import LoadedNoop, LoadedStep, LoadedStream
 from motia_sse.run.middleware import defined_in, middleware_name
+from motia_sse.run.step_settings import StepDefaults
 from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
 from motia_sse.streams.ids import check_id
@@ -92,10 +94,12 @@ _REVALIDATE = {"Cache-Control": "no-cache"}
 
 
 async def _steps(request: web.Request) -> web.Response:
-    project = request.app[RUNTIME].project
+    runtime = request.app[RUNTIME]
+    project = runtime.project
+    defaults = StepDefaults.from_settings(runtime.settings)
     steps: list[LoadedStep | LoadedNoop] = [*project.api_steps, *project.event_steps,
                                             *project.cron_steps, *project.noop_steps]
-    return json_response(200, [_describe(s, project.steps_dir) for s in steps])
+    return json_response(200, [_describe(s, project.steps_dir, defaults) for s in steps])
 
 
 async def _streams(request: web.Request) -> web.Response:
@@ -144,7 +148,8 @@ _ENDPOINTS: dict[str, Handler] = {
 }
 
 
-def _describe(step: LoadedStep | LoadedNoop, steps_dir: Path) -> dict[str, Any]:
+def _describe(step: LoadedStep | LoadedNoop, steps_dir: Path,
+              defaults: StepDefaults) -> dict[str, Any]:
     config = step.config
     about: dict[str, Any] = {
         "name": config.name,
@@ -169,9 +174,10 @@ def _describe(step: LoadedStep | LoadedNoop, steps_dir: Path) -> dict[str, Any]:
         )
     elif isinstance(config, EventConfig):
         about.update(type="event", subscribes=list(config.subscribes),
-                     inputSchema=_schema(config.input))
+                     inputSchema=_schema(config.input),
+                     settings=queue_settings(config, defaults))
     elif isinstance(config, CronConfig):
-        about.update(type="cron", cron=config.cron)
+        about.update(type="cron", cron=config.cron, settings=queue_settings(config, defaults))
     else:
         about.update(type="noop")
     return about

@@ -4,6 +4,7 @@
 
 import { chip, h } from "../dom.js";
 import { emitCard, runNow } from "./flow-actions.js";
+import { queueSettings } from "./step-settings.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const NO_FLOW = "(no flow)";
@@ -167,6 +168,7 @@ function stepCard(step, heard, emitted, hrefFor) {
       listens.map((i) => topicChip(i, emitted.has(i.topic) ? "" : "unsent", "no step emits this topic"))) : null,
     sends.length ? h("div", { class: "topics emits" }, h("span", { class: "muted" }, "emits "),
       sends.map((o) => topicChip(o, heard.has(o.topic) ? "" : "unheard", "no step subscribes to this topic"))) : null,
+    queueSettings(step),
     step.type === "cron" ? runNow(step, hrefFor) : null,
     h("p", { class: "file muted" }, step.file));
 }
