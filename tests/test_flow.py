@@ -121,6 +121,8 @@ async def test_steps_list_cron_and_noop_with_labels_and_virtual_edges(
         "description": "", "flows": ["ops"], "virtualEmits": [], "virtualSubscribes": [],
         "emits": [{"topic": "checked", "label": "all good", "conditional": False},
                   {"topic": "alarm", "label": "on failure", "conditional": True}],
+        "settings": {"max_attempts": 1, "backoff": 0.5, "timeout": None, "concurrency": None,
+                     "own": []},
     }
     assert steps["HumanReview"] == {
         "name": "HumanReview", "type": "noop", "file": "review_step.py",
