@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Collection, Hashable
 from typing import Any, NamedTuple
 
@@ -28,10 +27,6 @@ class Subscription(NamedTuple):
 
 
 GroupKey = tuple[str, str]
-# How long a loop turn's later changes may wait for the turn's end. A turn that parses one
-# large read of a model's stream runs for tens of milliseconds (the openai library takes
-# ~120 µs a chunk); past this, what it batched is written and batching starts over.
-MAX_BATCH_WAIT = 0.002
 # Within a group: (kind, item id, deltas) for item subscriptions, (kind, None, deltas)
 # for the group; `deltas`: the feeds asked for them (delta=1), and get TextFrames.
 Target = tuple[FeedKind, str | None, bool]
@@ -54,8 +49,6 @@ class Hub:
     # changes on their own (Feed.offer_batched), written once each when the turn ends.
     # A streamed answer sets its item once per chunk, and a socket read brings several.
     _turn: list[Feed] | None = None
-    _turn_started: float = 0.0
-    max_batch_wait: float = MAX_BATCH_WAIT
     # This turn's batches shared by the feeds of a subscription that keep up, by
     # (stream, group, target); see shared_batch.py.
     _batches: dict[tuple[str, str, Target], SharedBatch[Feed]] = attrs.field(factory=dict)
@@ -97,11 +90,8 @@ class Hub:
         if not targets:
             return
         turn = self._turn
-        if turn is not None and time.monotonic() - self._turn_started > self.max_batch_wait:
-            turn = self._flush_turn([])  # written now; batching starts over
         if turn is None:  # the turn's first change: written at once, as always
             self._turn = []
-            self._turn_started = time.monotonic()
             asyncio.get_running_loop().call_soon(self._end_turn)
             for kind in FeedKind:
                 feeds = targets.get((kind, None if kind.watches_group else change.id, False))
@@ -122,17 +112,10 @@ class Hub:
             self._publish_deltas(change, shared, targets, turn)
 
     def _end_turn(self) -> None:
-        self._flush_turn(None)
-
-    def _flush_turn(self, then: list[Feed] | None) -> list[Feed] | None:
-        """Write what this turn batched; `then`: the batching that goes on (the turn's
-        end: None)."""
-        turn, self._turn = self._turn, then
-        self._turn_started = time.monotonic()
+        turn, self._turn = self._turn, None
         self._flush_batches()
         for feed in turn or ():
             feed.flush()
-        return then
 
     def _flush_batches(self, where: GroupKey | None = None) -> None:
         """Write this turn's shared batches (those of the group `where`, if given)."""
