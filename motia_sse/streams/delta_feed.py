@@ -35,7 +35,9 @@ class DeltaFeed(Feed):
 
     def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None,
                      deltas: int) -> None:
-        if holds is None:
+        if not frames:
+            pass  # nothing written: the client holds what it held
+        elif holds is None:
             self._holds.pop(key, None)
         else:
             self._holds[key] = holds

@@ -129,7 +129,7 @@ class Feed:
         how many of the frames are deltas)."""
         self._shared = None
         sink = self._sink
-        if self._closed:
+        if self._closed or not frames:  # an empty chunk would end the response
             return
         if sink is None or sink.is_closing():
             self.close()  # the client went: `pump` returns

@@ -125,5 +125,6 @@ class SharedBatch(Generic[M]):
         feed.write_shared(self._joined(), self._frames, self.key, self._holds, self._deltas)
 
     def _joined(self) -> Frame:
+        """The frames as one (none: nothing to write, and members write nothing)."""
         parts = self._parts
         return Frame.of(parts[0] if len(parts) == 1 else b"".join(parts))
