@@ -15,10 +15,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from motia_sse import Settings
-from motia_sse.logs.buffer import LOG_BUFFER, LogBuffer, LogQuery, LogSubscription
+from motia_sse.logs.buffer import LOG_BUFFER, LogBuffer
 from motia_sse.logs.entry import LogEntry
 from motia_sse.logs.output import JsonFormatter
 from motia_sse.logs.step_logger import STEP_LOGGER
+from motia_sse.logs.subscription import LogQuery, LogSubscription
 from tests.conftest import ClientFactory, OpenFeed, WriteSteps
 from tests.polling import eventually
 from tests.raw_sse import open_raw

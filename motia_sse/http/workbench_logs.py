@@ -13,8 +13,10 @@ from motia_sse.http.disconnect import on_disconnect
 from motia_sse.http.numbers import parse_count
 from motia_sse.http.responses import error_response, json_response
 from motia_sse.http.workbench_guard import Handler
-from motia_sse.logs.buffer import LEVELS, LOG_BUFFER, LogBuffer, LogQuery, capture, release
+from motia_sse.logs.buffer import LOG_BUFFER, LogBuffer
+from motia_sse.logs.capture import capture, release
 from motia_sse.logs.entry import LogEntry
+from motia_sse.logs.subscription import LEVELS, LogQuery
 from motia_sse.runtime import RUNTIME
 from motia_sse.settings import Settings
 

@@ -12,72 +12,10 @@ import attrs
 from aiohttp import web
 
 from motia_sse.logs.entry import LogEntry, make_entry
-from motia_sse.logs.step_logger import STEP_LOGGER
+from motia_sse.logs.subscription import SUBSCRIBER_QUEUE, LogQuery, LogSubscription
 
-PACKAGE_LOGGER = "motia_sse"
 DEFAULT_CAPACITY = 5000
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
-# Records one live subscriber may have waiting before the oldest are dropped.
-SUBSCRIBER_QUEUE = 1000
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
-# The level `capture` gives an unset `motia_sse.steps` logger. One below INFO, so that
-# it lets INFO through and is told apart from an INFO someone else set (pytest's caplog).
-_CAPTURE_LEVEL = logging.INFO - 1
-
-
-@attrs.frozen
-class LogQuery:
-    """Which records a reader wants; None matches anything."""
-
-    trace_id: str | None = None
-    step: str | None = None
-    min_level: int = logging.NOTSET
-
-    def matches(self, entry: LogEntry) -> bool:
-        """Whether `entry` passes every filter."""
-        return (entry.levelno >= self.min_level
-                and self.trace_id in (None, entry.trace_id)
-                and self.step in (None, entry.step))
-
-
-@attrs.define(eq=False)
-class LogSubscription:
-    """A live reader's queue: bounded, dropping its oldest records when the reader lags."""
-
-    query: LogQuery
-    _limit: int = SUBSCRIBER_QUEUE
-    _pending: deque[LogEntry] = attrs.field(factory=deque)
-    _dropped: int = 0
-    _wake: asyncio.Event = attrs.field(factory=asyncio.Event)
-    _closed: bool = False
-
-    def offer(self, entry: LogEntry) -> None:
-        """Queue `entry` if it matches; never blocks."""
-        if self._closed or not self.query.matches(entry):
-            return
-        if len(self._pending) >= self._limit:
-            self._pending.popleft()
-            self._dropped += 1
-        self._pending.append(entry)
-        self._wake.set()
-
-    def close(self) -> None:
-        """End the subscription; `next_batch` returns None from now on."""
-        self._closed = True
-        self._wake.set()
-
-    async def next_batch(self) -> tuple[int, list[LogEntry]] | None:
-        """Wait for records: (how many were dropped before them, the records); None once closed."""
-        while not self._closed and not self._pending:
-            await self._wake.wait()
-            self._wake.clear()
-        if self._closed:
-            return None
-        dropped, self._dropped = self._dropped, 0
-        batch = list(self._pending)
-        self._pending.clear()
-        return dropped, batch
 
 
 def _first_seq() -> int:
@@ -188,7 +126,7 @@ class LogBuffer:
 
     def _deliver(self, entry: LogEntry, subscribers: list[LogSubscription]) -> None:
         loop = self._loop
-        if loop is None or _running_loop() is loop:
+        if loop is None or running_loop() is loop:
             for subscription in subscribers:
                 subscription.offer(entry)
             return
@@ -199,74 +137,12 @@ class LogBuffer:
             pass
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running on this thread, or None."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-class BufferHandler(logging.Handler):
-    """Feeds the records of the `motia_sse` logger tree to a LogBuffer."""
-
-    def __init__(self, buffer: LogBuffer) -> None:
-        super().__init__()
-        self.buffer = buffer
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.buffer.add(record)
-        except Exception:
-            self.handleError(record)
-
-
-class _QuietBelowConfig(logging.Filter):
-    """On the steps logger while `capture` has lowered its level to take INFO records.
-
-    Records the logging config would have dropped go to the buffers only, so that
-    stderr and the root's handlers show what they showed before."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        steps = logging.getLogger(STEP_LOGGER)
-        if steps.level != _CAPTURE_LEVEL or steps.parent is None:
-            return True
-        if record.levelno >= steps.parent.getEffectiveLevel():
-            return True
-        for handler in _buffer_handlers():
-            if record.levelno >= handler.level:
-                handler.handle(record)
-        return False
-
-
-_quiet = _QuietBelowConfig()
-
-
-def _buffer_handlers() -> list[BufferHandler]:
-    return [h for h in logging.getLogger(PACKAGE_LOGGER).handlers if isinstance(h, BufferHandler)]
-
-
-def capture(buffer: LogBuffer) -> BufferHandler:
-    """Start feeding `motia_sse` records to `buffer`; steps' INFO records included."""
-    handler = BufferHandler(buffer)
-    buffer.bind(_running_loop())
-    logging.getLogger(PACKAGE_LOGGER).addHandler(handler)
-    steps = logging.getLogger(STEP_LOGGER)
-    # Only when the config would drop steps' INFO records; a lower level is left as it is.
-    if steps.level == logging.NOTSET and steps.getEffectiveLevel() > logging.INFO:
-        steps.setLevel(_CAPTURE_LEVEL)
-        steps.addFilter(_quiet)
-    return handler
-
-
-def release(handler: BufferHandler) -> None:
-    """Stop feeding `handler`'s buffer; the last one out restores the steps logger."""
-    logging.getLogger(PACKAGE_LOGGER).removeHandler(handler)
-    handler.buffer.bind(None)
-    if not _buffer_handlers():
-        steps = logging.getLogger(STEP_LOGGER)
-        steps.removeFilter(_quiet)
-        if steps.level == _CAPTURE_LEVEL:
-            steps.setLevel(logging.NOTSET)
 
 
 LOG_BUFFER = web.AppKey("motia_sse.logs.buffer", LogBuffer)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from aiohttp.http_exceptions import BadHttpMessage
 
-from motia_sse.logs.buffer import BufferHandler
+from motia_sse.logs.capture import BufferHandler
 
 LogFormat = Literal["text", "json"]
 
