@@ -1,13 +1,43 @@
-"""What the Redis queue writes: a stream entry's fields, a line's entries, and the Lua
-scripts over them (each a step that must not be seen half done)."""
+"""What the Redis queue writes: its keys, a stream entry's fields, a line's entries, and
+the Lua scripts over them (each a step that must not be seen half done)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import orjson
 
 from motia_sse.queue.base import Delivery
+
+# The consumer group, on every step's stream, that all server processes read in.
+GROUP = "workers"
+
+
+@attrs.frozen
+class RedisKeys:
+    """The queue's keys, under one prefix."""
+
+    prefix: str
+
+    def stream(self, step: str) -> str:
+        """A step's stream: its deliveries, and a token per line of its grouped events."""
+        return f"{self.prefix}:queue:{step}"
+
+    def line(self, step: str, group: str) -> str:
+        """A (step, group)'s line: its grouped events in emit order."""
+        # The step's length keeps ("a:b", "c") and ("a", "b:c") apart.
+        return f"{self.prefix}:queue-line:{len(step)}:{step}:{group}"
+
+    @property
+    def retry(self) -> str:
+        """The sorted set of failed deliveries waiting out their back-off."""
+        return f"{self.prefix}:queue-retry"
+
+    @property
+    def dead(self) -> str:
+        """The dead-letter stream."""
+        return f"{self.prefix}:queue-dead"
 
 # Move due retries back to their streams, atomically, so two processes cannot both.
 PROMOTE = """
