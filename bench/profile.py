@@ -121,9 +121,10 @@ def _interesting(name: str) -> bool:
 
 
 # What `--profile` runs: (a) C=1,000, the (b) burst, (b) at scale C=1,000 with delta and
-# with snapshot feeds, (d), the baseline in (d) for contrast, and the heap of idle feeds.
-PROFILES = ("a-1000", "b-0ms", "b-answer-delta", "b-answer-snapshot", "d", "d-baseline",
-            "c-memory")
+# with snapshot feeds, opening (c)'s idle feeds, (d), the baseline in (d) for contrast,
+# and the heap of idle feeds.
+PROFILES = ("a-1000", "b-0ms", "b-answer-delta", "b-answer-snapshot", "c-opens", "d",
+            "d-baseline", "c-memory")
 
 
 def profile(options: Options, log: Callable[[str], None],
@@ -204,6 +205,14 @@ def _profiled_run(options: Options, name: str, wrapper: list[str]) -> None:
                        server.port, "--pids", server.pid, "--subscribers", 1000,
                        "--updates", options.answer_tokens, "--group", f"{name}-{run}",
                        "--streamed", *(["--delta"] if name.endswith("delta") else []))
+        return
+    if name == "c-opens":
+        server = motia_server(f"profile-{name}", options.logs, BENCH_STEPS,
+                              ["--store", "memory"], wrapper=wrapper)
+        with running(server):
+            for _ in range(2):
+                client(options, "idle", "--sub-ports", server.port, "--pids", server.pid,
+                       "--subscribers", 5000)
         return
     server = (baseline_server(f"profile-{name}", options.logs, wrapper)
               if name.endswith("-baseline") else

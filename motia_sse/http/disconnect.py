@@ -31,12 +31,16 @@ _TCP_USER_TIMEOUT: int | None = getattr(socket, "TCP_USER_TIMEOUT", None)  # Lin
 class _Watcher(asyncio.Protocol):
     """aiohttp's protocol for one connection, plus a callback when the connection ends."""
 
-    __slots__ = ("_inner", "_on_lost", "_saved_timeout")
+    __slots__ = ("_inner", "_on_lost")
 
     def __init__(self, inner: asyncio.Protocol, on_lost: Callable[[], None]) -> None:
         self._inner = inner
         self._on_lost = on_lost
-        self._saved_timeout: int | None = None
+
+    @property
+    def inner(self) -> asyncio.Protocol:
+        """The protocol it wraps (aiohttp's), to be given back."""
+        return self._inner
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._inner.connection_made(transport)
@@ -75,7 +79,6 @@ def watch(request: web.Request, callback: Callable[[], None]) -> _Watcher | None
     transport.set_protocol(watcher)
     sock = tcp_socket(transport)
     if sock is not None and _TCP_USER_TIMEOUT is not None:
-        watcher._saved_timeout = sock.getsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT, int(SEND_TIMEOUT * 1000))
     return watcher
 
@@ -85,10 +88,12 @@ def unwatch(request: web.Request, watcher: _Watcher | None) -> None:
     transport = request.transport
     if watcher is None or transport is None or transport.get_protocol() is not watcher:
         return
-    transport.set_protocol(watcher._inner)
+    transport.set_protocol(watcher.inner)
     sock = tcp_socket(transport)
-    if sock is not None and _TCP_USER_TIMEOUT is not None and watcher._saved_timeout is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT, watcher._saved_timeout)
+    if sock is not None and _TCP_USER_TIMEOUT is not None:
+        # The kernel's default (no limit), which aiohttp never changes: reading it back
+        # on every feed open cost a system call for nothing.
+        sock.setsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT, 0)
 
 
 @contextmanager

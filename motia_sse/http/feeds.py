@@ -93,6 +93,8 @@ async def _admit(runtime: Runtime, request: web.Request, client: str,
 def _wants_deltas(request: web.Request) -> bool:
     """`delta=1`: changes to items the client holds come as deltas (README, "Delta
     frames"); `delta=0`, or none, the whole item every time."""
+    if not request.query_string:  # item and group feeds, mostly: no query to parse
+        return False
     value = request.query.getall("delta", ["0"])
     if value in (["0"], ["1"]):
         return value == ["1"]

@@ -183,8 +183,15 @@ class Feed:
         self._custom = None
         ordered = sorted([*((f.version, n, f) for n, (_, f) in enumerate(initial)),
                           *((f.version, len(covered) + n, f) for n, (_, f) in enumerate(late))])
+        transport = self._protocol.transport
+        batch = None
+        if transport is not None and not transport.is_closing():  # one write for them all
+            batch = self._sink = WriteBatch(transport)
         for _, _, frame in ordered:
             self._write_unoffered(frame)
+        if batch is not None:
+            self._sink = transport
+            batch.flush()
         self._held = False
 
     def close(self) -> None:
