@@ -26,11 +26,31 @@ from tests.conftest import (
     WriteSteps,
     free_port,
 )
+from tests.delta_client import DeltaView
 from tests.polling import eventually
+from tests.raw_sse import open_raw
 from tests.sse_parse import SseEvent, SseReader
-from tests.work_steps import WORK_STEPS
+from tests.work_steps import NOTES_STREAM, WORK_STEPS
 
 MakeServer = Callable[..., ServerProcess]
+TOKENS = ["Hel", "lo", ",", " wor", "ld", " — ", "日本", "語", " e\u0301", "👍🏽", "!"]
+# A note grown by 300 sets in one handler, as an answer is: the other processes get the
+# changes from Redis in bursts.
+GROW_NOTE = f'''
+from motia_sse import ApiRequest, ApiResponse, ApiRouteConfig, FlowContext
+
+config = ApiRouteConfig(name="GrowNote", path="/notes/{{group}}/{{id}}/grow", method="POST")
+TOKENS = {TOKENS!r}
+
+async def handler(req: ApiRequest[None], ctx: FlowContext) -> ApiResponse:
+    group, note = req.path_params["group"], req.path_params["id"]
+    held = await ctx.streams.notes.get(group, note)
+    text = held.data.text if held is not None else ""
+    for n in range(300):
+        text += TOKENS[n % len(TOKENS)] + str(n)
+        item = await ctx.streams.notes.set(group, note, {{"text": text}})
+    return ApiResponse(status=200, body={{"text": text, "version": item.version}})
+'''
 
 
 
@@ -38,7 +58,8 @@ MakeServer = Callable[..., ServerProcess]
 def _cluster(write_steps: WriteSteps, redis_server: RedisServer,
              server_process: MakeServer) -> Callable[..., ServerProcess]:
     """Start server processes of the test steps, all on one Redis under one prefix."""
-    steps = write_steps(WORK_STEPS, "cluster_steps")
+    steps = write_steps({**WORK_STEPS, "notes_stream.py": NOTES_STREAM,
+                         "grow_note_step.py": GROW_NOTE}, "cluster_steps")
     prefix = f"test-{uuid.uuid4().hex[:10]}"
 
     def start(redis_url: str = redis_server.url, **env: str) -> ServerProcess:
@@ -317,3 +338,32 @@ async def _read_until_closed(feed: SseReader) -> None:
     """Read heartbeats and events until the server ends the feed (EOFError)."""
     while True:
         await feed.next(within=10)
+
+
+async def test_delta_feeds_on_either_process_rebuild_every_text(
+    cluster: Callable[..., ServerProcess], session: aiohttp.ClientSession
+) -> None:
+    """A note grown by 300 sets on A (emoji, CJK, combining marks): delta feeds on B (which
+    gets the changes from Redis) and on A, applying what they receive, end with exactly
+    the text A set, as a plain feed on B does."""
+    a, b = cluster(), cluster()
+    grown = await session.post(f"{a.url}/notes/g/n/grow")
+    assert grown.status == 200, await grown.text()
+    paths = [(b, "/streams/notes/g/n?delta=1"), (b, "/streams/notes/g/n"),
+             (a, "/streams/notes/g/n?delta=1")]
+    feeds = [await open_raw(server.port, path) for server, path in paths]
+    views = [DeltaView("item") for _ in feeds]
+    for feed, view in zip(feeds, views, strict=True):
+        assert feed.status == 200
+        view.take(await feed.next())  # the note as it is
+    grown = await session.post(f"{a.url}/notes/g/n/grow")
+    assert grown.status == 200, await grown.text()
+    final = await grown.json()
+    for feed, view in zip(feeds, views, strict=True):
+        for event in await feed.until(lambda e: e.own_id == str(final["version"]), within=30):
+            view.take(event)
+        assert view.item()["text"] == final["text"]
+        await feed.close()
+    assert views[0].deltas > 0, "the delta feed on B got deltas"
+    assert views[2].deltas > 0, "the delta feed on A got deltas"
+    assert views[1].deltas == 0
