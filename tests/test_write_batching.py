@@ -287,3 +287,53 @@ async def test_stalled_feeds_beside_feeds_that_keep_up(client: TestClient[Any, A
     assert views[1].snapshots + views[1].deltas == 1 + 1000, "every version, as it kept up"
     for response in (*stalled, *reading):
         await response.close()
+
+
+async def test_multiplexed_feeds_of_one_answer_share_its_batch(
+        client: TestClient[Any, Any]) -> None:
+    """Two pages' connections (multiplexed, as motia-stream.js opens) watching one answer:
+    a turn's later changes reach both in one shared write, every frame in order."""
+    runtime = client.app[RUNTIME]
+    await runtime.streams.openai.set("muxed", "message", {"message": START})
+    path = "/streams?sub=openai/muxed/message&delta=1"
+    responses = await open_feeds(client, path, path)
+    await eventually(lambda: runtime.hub.subscriber_count == 2, what="both subscribed")
+    counters = [count_writes(feed) for feed in runtime.feeds]
+    text, version = await grow(client, "muxed", SETS, START)
+    await asyncio.sleep(0)  # the turn ends
+    assert [c.writes for c in counters] == [2, 2]
+    assert counters[0].last is counters[1].last
+    for response in responses:
+        view = DeltaView("mux")
+        for event in await response.until(partial(has_id, version)):
+            view.take(event)
+        assert view.item(("item", "openai", "muxed", "message"))["message"] == text
+        await response.close()
+
+
+async def test_a_multiplexed_feed_of_two_answers_keeps_version_order(
+        client: TestClient[Any, Any]) -> None:
+    """A multiplexed feed watching two answers, beside item feeds of each (which share
+    their answer's batch): changes to the two interleaved in one turn reach it in the
+    order they were made, so its last event id never passes a change it has not got."""
+    runtime = client.app[RUNTIME]
+    openai = runtime.streams.openai
+    for group in ("left", "right"):
+        await openai.set(group, "message", {"message": START})
+    mux, *items = await open_feeds(
+        client, "/streams?sub=openai/left/message&sub=openai/right/message&delta=1",
+        "/streams/openai/left/message?delta=1", "/streams/openai/right/message?delta=1")
+    await mux.next()  # the second item of its initial state
+    await eventually(lambda: runtime.hub.subscriber_count == 4, what="all subscribed")
+    texts = {"left": START, "right": START}
+    last = 0
+    for n in range(20):
+        group = ("left", "right")[n % 2]
+        texts[group] += f"{group[0]}{n} "
+        last = (await openai.set(group, "message", {"message": texts[group]})).version
+    events = await mux.until(partial(has_id, str(last)))
+    ids = [int(e.own_id) for e in events if e.own_id]
+    assert ids == sorted(ids), "in the order the changes were made"
+    assert len(ids) == 20
+    for response in (mux, *items):
+        await response.close()

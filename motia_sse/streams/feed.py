@@ -107,6 +107,10 @@ class Feed:
             if transport is not None and not transport.is_closing():
                 self._batch = self._sink = WriteBatch(transport)
                 turn.append(self)
+        if self._shared is not None:
+            # A multiplexed feed sharing another subscription's batch: what that batch
+            # holds for it goes first, and its later frames come one by one, in order.
+            self._shared.leave(self, stay=True)
         self.offer(key, frame)
 
     def join_shared(self, batch: SharedBatch[Any], key: Hashable, base: int | None) -> int | None:

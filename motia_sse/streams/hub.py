@@ -117,10 +117,11 @@ class Hub:
         for feed in turn or ():
             feed.flush()
 
-    def _flush_batches(self, where: GroupKey | None = None) -> None:
-        """Write this turn's shared batches (those of the group `where`, if given)."""
-        for at in [at for at in self._batches if where is None or at[:2] == where]:
-            self._batches.pop(at).flush()
+    def _flush_batches(self) -> None:
+        """Write this turn's shared batches."""
+        batches, self._batches = self._batches, {}
+        for batch in batches.values():
+            batch.flush()
 
     def _publish_deltas(self, change: Change, shared: bool,
                         targets: dict[Target, set[Feed]], turn: list[Feed] | None) -> None:
@@ -144,8 +145,7 @@ class Hub:
             for feed in feeds:
                 feed.offer(key, frame)
         else:
-            if not kind.multiplexed:  # a multiplexed feed's order spans its subscriptions
-                offered = self._share(feeds, kind, change, key, frame, deltas)
+            offered = self._share(feeds, kind, change, key, frame, deltas)
             for feed in offered:
                 feed.offer_batched(key, frame, turn)
         self.frames_offered += len(offered)
@@ -175,7 +175,7 @@ class Hub:
         targets = self._groups.get((stream, group_id))
         if not targets:
             return
-        self._flush_batches((stream, group_id))  # what the turn batched goes first
+        self._flush_batches()  # what the turn batched goes first
         reached: set[Feed] = set()
         frames: dict[FeedKind, Frame] = {}
         for (kind, target, _), feeds in targets.items():

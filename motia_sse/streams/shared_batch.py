@@ -7,10 +7,13 @@ that keep up, go into one `SharedBatch`, joined once when the turn ends and writ
 to each of those feeds. The work per change no longer grows with the watchers: 1,000
 feeds of one answer cost one join and 1,000 writes per turn, not 1,000 offers per chunk.
 
-A feed shares only while its bytes are exactly the batch's: it watches this one
-subscription (no multiplexed feed), nothing waits for it, its socket is not paused, it
-batches nothing of its own, and (delta feeds) it holds the text the first delta applies
-to. The others take `Feed.offer_batched`, as every feed did before.
+A feed shares only while its bytes are exactly the batch's: it is in no other batch,
+nothing waits for it, its socket is not paused, it batches nothing of its own, and (delta
+feeds) it holds the text the first delta applies to. The others take
+`Feed.offer_batched`, as every feed did before. A multiplexed feed watching several
+things joins one batch at most; a frame of another of its subscriptions makes it leave
+(what the batch held for it is written first) and take the rest one by one, so its
+events keep their order, and a resume from its last event id misses nothing.
 """
 
 from __future__ import annotations
@@ -119,9 +122,12 @@ class SharedBatch(Generic[M]):
         for feed in members:
             feed.write_shared(joined, self._frames, self.key, self._holds, self._deltas)
 
-    def leave(self, feed: M) -> None:
-        """Write what the batch holds so far to `feed`, which is closing, and drop it."""
+    def leave(self, feed: M, stay: bool = False) -> None:
+        """Write what the batch holds so far to `feed` and drop it from the members: it is
+        closing, or (`stay`) takes its later frames one by one among the others."""
         self.members.remove(feed)
+        if stay:
+            self.others.append(feed)
         feed.write_shared(self._joined(), self._frames, self.key, self._holds, self._deltas)
 
     def _joined(self) -> Frame:
