@@ -36,9 +36,11 @@ async def answer(args: argparse.Namespace) -> dict[str, Any]:
         if status != 200:
             raise RuntimeError(f"creating the answer: {status} {body[:300]!r}")
         feeds = Feeds(args.subscribers, END, stamps=True)
-        query = "?delta=1" if args.delta else ""
-        targets = [(args.sub_ports[i % len(args.sub_ports)], path.replace(
-            "/bench/answers/", "/streams/answer/") + query) for i in range(args.subscribers)]
+        query = "delta=1" if args.delta else ""
+        feed = (f"/streams?sub=answer/{args.group}/item&{query}" if args.mux else
+                f"/streams/answer/{args.group}/item?{query}")
+        targets = [(args.sub_ports[i % len(args.sub_ports)], feed.rstrip("?&"))
+                   for i in range(args.subscribers)]
         opened = await open_feeds(feeds, targets, b"data:", args.timeout)
         read_before = sum(f.bytes for f in opened)
         window = Window(args.pids)

@@ -491,6 +491,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--warmup", action="store_true")
     parser.add_argument("--delta", action="store_true", help="answer: feeds ask for deltas")
+    parser.add_argument("--mux", action="store_true",
+                        help="answer: multiplexed feeds (/streams?sub=...), as motia-stream.js "
+                             "opens, instead of item feeds")
     parser.add_argument("--streamed", action="store_true",
                         help="answer: one POST, an event step streams the model's chunks")
     parser.add_argument("--no-rss", dest="rss", action="store_false",

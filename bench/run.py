@@ -77,6 +77,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         default=defaults.answer_modes,
                         help="(b) at scale: streamed (an event step reads the fake model, "
                              "the seed's case) and/or posted (a POST per token)")
+    parser.add_argument("--answer-feeds", type=_names("item", "mux"),
+                        default=defaults.answer_feeds,
+                        help="(b) at scale: item feeds and/or multiplexed ones (mux, what "
+                             "motia-stream.js opens)")
     parser.add_argument("--server-loops", default="asyncio,uvloop",
                         help="the servers' event loops (motia_sse's --loop and the "
                              "baseline's alike): one table each (asyncio,uvloop)")
@@ -176,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         updates=args.updates, idle_feeds=args.idle_feeds, token_chunks=args.token_chunks,
         token_watchers=args.token_watchers, token_delays=args.token_delays_ms,
         answer_sizes=args.answer_sizes, answer_tokens=args.answer_tokens,
-        answer_modes=args.answer_modes,
+        answer_modes=args.answer_modes, answer_feeds=args.answer_feeds,
         api_connections=args.api_connections, api_seconds=args.api_seconds,
         client_loop=args.client_loop, timeout=args.timeout,
         quiet=QuietGate(args.quiet_wait, args.quiet_budget),

@@ -74,6 +74,9 @@ class Options:
     # "streamed": the seed's case (an event step sets the item per chunk of the fake
     # model's stream); "posted": each token POSTed, one after another.
     answer_modes: tuple[str, ...] = ("streamed", "posted")
+    # (b) at scale: "item" feeds (/streams/<s>/<g>/<id>) and/or "mux" (/streams?sub=...,
+    # what motia-stream.js opens).
+    answer_feeds: tuple[str, ...] = ("item",)
     api_connections: int = 50
     api_seconds: float = 5.0
     client_loop: str = "uvloop"
@@ -177,8 +180,9 @@ def scenario_b_answer(options: Options, run: int) -> dict[str, Pair]:
     server = motia_server(f"b-answer-{run}", options.logs, BENCH_STEPS, ["--store", "memory"],
                           env=env)
     with running(fake, server):
-        for mode in options.answer_modes:
-            name = "answer" if mode == "streamed" else f"answer-{mode}"
+        for mode, feeds in [(m, f) for m in options.answer_modes for f in options.answer_feeds]:
+            name = "-".join(["answer", *([mode] if mode != "streamed" else []),
+                             *([feeds] if feeds != "item" else [])])
             for size in options.answer_sizes:
                 pair: Pair = {}
                 for side in ordered(run):
@@ -188,6 +192,7 @@ def scenario_b_answer(options: Options, run: int) -> dict[str, Pair]:
                         "--subscribers", size, "--updates", options.answer_tokens,
                         "--group", f"{name}-{size}-{side}-{run}",
                         *(["--delta"] if side == "motia" else []),
+                        *(["--mux"] if feeds == "mux" else []),
                         *(["--streamed"] if mode == "streamed" else []))
                 found[f"b/{name} C={size}"] = pair
     return found
