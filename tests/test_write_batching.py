@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from functools import partial
 from typing import Any
 
@@ -45,8 +46,11 @@ class CountingTransport:
 
 @pytest.fixture(name="client")
 async def _client(make_client: ClientFactory, settings: Settings) -> TestClient[Any, Any]:
-    """The example steps, with no heartbeat to interleave with what the test counts."""
-    return await make_client(attrs.evolve(settings, heartbeat_interval=600.0))
+    """The example steps, with no heartbeat to interleave with what the test counts, and
+    a turn's batches kept to the turn's end however long it runs (a slow machine's sets)."""
+    client = await make_client(attrs.evolve(settings, heartbeat_interval=600.0))
+    client.app[RUNTIME].hub.min_batch_wait = 60.0
+    return client
 
 
 def count_writes(feed: Feed) -> CountingTransport:
@@ -337,3 +341,29 @@ async def test_a_multiplexed_feed_of_two_answers_keeps_version_order(
     assert len(ids) == 20
     for response in (mux, *items):
         await response.close()
+
+
+async def test_a_long_turn_is_written_every_few_milliseconds(
+        client: TestClient[Any, Any]) -> None:
+    """A turn that runs long (here 40 sets 1 ms apart, as a model's stream parsed from one
+    large read) has its batches written whenever they have waited `min_batch_wait` (10 ms
+    here), not only at the turn's end: the feeds get every frame, in a few writes."""
+    runtime = client.app[RUNTIME]
+    runtime.hub.min_batch_wait = 0.01
+    plain, delta = await plain_and_delta(client, "long")
+    counters = [count_writes(feed) for feed in runtime.feeds]
+    openai = runtime.streams.openai
+    text = START
+    for n in range(40):
+        text += f"tok{n} "
+        last = await openai.set("long", "message", {"message": text})
+        busy_until = time.monotonic() + 0.001
+        while time.monotonic() < busy_until:  # busy, without yielding to the loop
+            pass
+    for response in (plain, delta):
+        view = DeltaView("item")
+        for event in await response.until(partial(has_id, str(last.version))):
+            view.take(event)
+        assert view.item(("item", "", "", "message"))["message"] == text
+        await response.close()
+    assert all(3 <= c.writes <= 14 for c in counters), [c.writes for c in counters]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Collection, Hashable
 from typing import Any, NamedTuple
 
@@ -27,6 +28,13 @@ class Subscription(NamedTuple):
 
 
 GroupKey = tuple[str, str]
+# How long a loop turn's later changes wait at most before they are written: a turn that
+# parses one large read of a model's stream runs for tens of milliseconds (the openai
+# library takes ~120 µs a chunk). At least MIN_BATCH_WAIT, and at least BATCH_WAIT_COST
+# times what the last writing of the batches took (a write per feed: 4 ms for 1,000
+# feeds), so that writing early never costs more than a tenth of the time.
+MIN_BATCH_WAIT = 0.002
+BATCH_WAIT_COST = 10
 # Within a group: (kind, item id, deltas) for item subscriptions, (kind, None, deltas)
 # for the group; `deltas`: the feeds asked for them (delta=1), and get TextFrames.
 Target = tuple[FeedKind, str | None, bool]
@@ -49,6 +57,10 @@ class Hub:
     # changes on their own (Feed.offer_batched), written once each when the turn ends.
     # A streamed answer sets its item once per chunk, and a socket read brings several.
     _turn: list[Feed] | None = None
+    _turn_started: float = 0.0
+    # What the last writing of the batches took (see BATCH_WAIT_COST).
+    _write_cost: float = 0.0
+    min_batch_wait: float = MIN_BATCH_WAIT
     # This turn's batches shared by the feeds of a subscription that keep up, by
     # (stream, group, target); see shared_batch.py.
     _batches: dict[tuple[str, str, Target], SharedBatch[Feed]] = attrs.field(factory=dict)
@@ -90,8 +102,12 @@ class Hub:
         if not targets:
             return
         turn = self._turn
+        if turn is not None and time.monotonic() - self._turn_started > max(
+                self.min_batch_wait, BATCH_WAIT_COST * self._write_cost):
+            turn = self._write_turn([])  # a long turn: written now, batching goes on
         if turn is None:  # the turn's first change: written at once, as always
             self._turn = []
+            self._turn_started = time.monotonic()
             asyncio.get_running_loop().call_soon(self._end_turn)
             for kind in FeedKind:
                 feeds = targets.get((kind, None if kind.watches_group else change.id, False))
@@ -112,10 +128,19 @@ class Hub:
             self._publish_deltas(change, shared, targets, turn)
 
     def _end_turn(self) -> None:
-        turn, self._turn = self._turn, None
+        self._write_turn(None)
+
+    def _write_turn(self, then: list[Feed] | None) -> list[Feed] | None:
+        """Write what the turn batched; `then`: the batching that goes on (None at the
+        turn's end). Times the writing, which sets how long later batches may wait."""
+        started = time.monotonic()
+        turn, self._turn = self._turn, then
         self._flush_batches()
         for feed in turn or ():
             feed.flush()
+        self._turn_started = ended = time.monotonic()
+        self._write_cost = ended - started
+        return then
 
     def _flush_batches(self) -> None:
         """Write this turn's shared batches."""
