@@ -35,12 +35,11 @@ class DeltaFeed(Feed):
 
     def write_shared(self, frame: Frame, frames: int, key: Hashable, holds: int | None,
                      deltas: int) -> None:
-        if not frames:
-            pass  # nothing written: the client holds what it held
-        elif holds is None:
-            self._holds.pop(key, None)
-        else:
-            self._holds[key] = holds
+        if frames:  # none: nothing is written, and the client holds what it held
+            if holds is None:
+                self._holds.pop(key, None)
+            else:
+                self._holds[key] = holds
         super().write_shared(frame, frames, key, holds, deltas)
 
     def _write(self, frame: Frame) -> None:
